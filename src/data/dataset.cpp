@@ -1,0 +1,24 @@
+// Default batch assembly for datasets.
+#include "data/dataset.h"
+
+#include "core/error.h"
+
+namespace lf {
+
+void Dataset::check_index(int64_t index, const char* where) const {
+  if (index < 0 || index >= size()) fail(where, "index {} out of range [0, {})", index, size());
+}
+
+Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
+  std::vector<torch::Tensor> images;
+  images.reserve(indices.size());
+  auto labels = torch::empty({static_cast<int64_t>(indices.size())}, torch::kInt64);
+  auto* label_ptr = labels.data_ptr<int64_t>();
+  for (size_t i = 0; i < indices.size(); ++i) {
+    images.push_back(get_image(indices[i]));
+    label_ptr[i] = get_label(indices[i]);
+  }
+  return {torch::stack(images), labels, torch::tensor(indices, torch::kInt64)};
+}
+
+}  // namespace lf

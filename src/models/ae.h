@@ -1,0 +1,146 @@
+// AE: a conv encoder to a feature map and a mirrored transposed-conv decoder, with L1 or L2
+// reconstruction loss. Also the conv building blocks and option helpers that VAE and VQ-VAE share.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "models/autoencoder.h"
+
+namespace lf {
+
+// ---- Shared building blocks ---------------------------------------------------------------------
+
+// VQ-VAE paper's residual block: x + conv1x1(act(conv3x3(act(x)))). x: [N, C, H, W] -> same.
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  ResidualBlockImpl(int64_t channels, bool silu);
+  torch::Tensor forward(const torch::Tensor& x);
+
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr};
+
+ private:
+  bool silu_;
+};
+TORCH_MODULE(ResidualBlock);
+
+// Stride-2 4x4 convs through `hidden`, residual blocks, then a 1x1 conv to out_channels.
+// x: [N, in, H, W] -> [N, out, H/f, W/f], f = 2^hidden.size()
+class ConvEncoderImpl : public torch::nn::Module {
+ public:
+  ConvEncoderImpl(int64_t in_channels, const std::vector<int64_t>& hidden, int64_t num_res_blocks,
+                  int64_t out_channels, bool silu);
+  torch::Tensor forward(torch::Tensor x);
+
+  torch::nn::ModuleList down{nullptr}, res{nullptr};  // "down.i": Conv2d, "res.i": ResidualBlock
+  torch::nn::Conv2d conv_out{nullptr};
+
+ private:
+  std::vector<torch::nn::Conv2d> down_convs_;
+  std::vector<ResidualBlock> res_blocks_;
+  bool silu_;
+};
+TORCH_MODULE(ConvEncoder);
+
+// Mirror of ConvEncoder: 3x3 conv in, residual blocks, stride-2 4x4 transposed convs back through
+// `hidden` (given in encoder order), 3x3 conv to out_channels. z: [N, in, h, w] -> [N, out, h*f, w*f]
+class ConvDecoderImpl : public torch::nn::Module {
+ public:
+  ConvDecoderImpl(int64_t in_channels, const std::vector<int64_t>& hidden, int64_t num_res_blocks,
+                  int64_t out_channels, bool silu);
+  torch::Tensor forward(torch::Tensor z);
+
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::ModuleList res{nullptr}, up{nullptr};  // "res.i": ResidualBlock, "up.i": ConvTranspose2d
+
+ private:
+  std::vector<ResidualBlock> res_blocks_;
+  std::vector<torch::nn::ConvTranspose2d> up_convs_;  // called directly: they do not fit Sequential
+  bool silu_;
+};
+TORCH_MODULE(ConvDecoder);
+
+// ---- Shared helpers -----------------------------------------------------------------------------
+
+// x: [N, channels, H, W] with H, W > 0 and divisible by `factor`; throws "[where] expected ...".
+void check_image(const torch::Tensor& x, int64_t channels, int64_t factor, const char* where);
+// Mean L2 (MSE) or L1 loss; loss is "l2" or "l1".
+torch::Tensor reconstruction_loss(const torch::Tensor& x_rec, const torch::Tensor& x,
+                                  const std::string& loss);
+// name: "none" | "relu" | "tanh"
+torch::Tensor output_activation(const torch::Tensor& x, const std::string& name);
+// Throws "[where] key: expected one of a, b, got c" unless value is in allowed.
+void check_choice(const std::string& value, const std::vector<std::string>& allowed,
+                  const char* where, const char* key);
+void check_hidden(const std::vector<int64_t>& hidden, const char* where);
+
+// Reads present keys of a JSON object into existing option values; finish() rejects keys that were
+// never asked for, listing the known ones. Missing keys keep their current (default) values.
+class OptionReader {
+ public:
+  OptionReader(const Json& json, std::string where);
+  template <typename T>
+  OptionReader& operator()(const char* key, T& value) {
+    known_.insert(key);
+    if (const auto it = json_.find(key); it != json_.end()) {
+      try {
+        value = it->get<T>();
+      } catch (const nlohmann::json::exception&) {
+        fail(where_.c_str(), "key '{}': wrong type, got {} ({})", key, it->type_name(), it->dump());
+      }
+    }
+    return *this;
+  }
+  // Marks key as known; returns the value or nullptr when absent (for nested objects).
+  const Json* take(const char* key);
+  void finish() const;
+
+ private:
+  const Json& json_;
+  std::string where_;
+  std::set<std::string> known_;
+};
+
+// ---- AE -----------------------------------------------------------------------------------------
+
+struct AEOptions {
+  TORCH_ARG(int64_t, in_channels) = 1;
+  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{32, 64};  // one stride-2 stage each
+  TORCH_ARG(int64_t, num_res_blocks) = 2;   // residual blocks at the bottom of encoder and decoder
+  TORCH_ARG(int64_t, latent_channels) = 4;  // channels of the latent feature map
+  TORCH_ARG(std::string, loss) = "l2";      // "l2" | "l1"
+  TORCH_ARG(std::string, activation) = "relu";         // "relu" | "silu"
+  TORCH_ARG(std::string, output_activation) = "none";  // "none" | "tanh" | "relu" (data is in [-1, 1])
+};
+void to_json(Json& json, const AEOptions& options);
+void from_json(const Json& json, AEOptions& options);  // present keys only; unknown keys throw
+
+// Presets: "fashion" (1x28x28 -> 4x7x7), "face64" (3x64x64 -> 8x8x8).
+AEOptions ae_preset(const std::string& name);
+std::vector<std::string> ae_preset_names();
+
+class AEImpl : public AutoencoderImpl {
+ public:
+  explicit AEImpl(AEOptions options = {});
+
+  std::string kind() const override { return "ae"; }
+  TrainOutput train_step(const torch::Tensor& x) override;
+  TensorMap encode(const torch::Tensor& x) override;          // {"latents": [N, latent, H/f, W/f]}
+  torch::Tensor decode(const TensorMap& code) override;       // "latents" -> [N, C, H, W]
+  Json options_json() const override;
+
+  int64_t factor() const { return int64_t{1} << options_.hidden().size(); }
+  const AEOptions& options() const { return options_; }
+
+  ConvEncoder encoder{nullptr};
+  ConvDecoder decoder{nullptr};
+
+ private:
+  AEOptions options_;
+};
+TORCH_MODULE(AE);
+
+}  // namespace lf

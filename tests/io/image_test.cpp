@@ -1,0 +1,344 @@
+// Tests for io/image: PNG/JPEG round trips, conversions, resizing, grids and hostile files.
+#include "io/image.h"
+
+#include <gtest/gtest.h>
+#include <stb/stb_image_write.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class ImageTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::path(::testing::TempDir()) /
+           ("lf_image_" + std::to_string(::getpid()) + "_" + info->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  void write_bytes(const std::string& file, const std::string& bytes) const {
+    std::ofstream(file, std::ios::binary) << bytes;
+  }
+  // Number of entries in the test directory (catches leftover temp files).
+  size_t dir_entries() const {
+    return static_cast<size_t>(
+        std::distance(fs::directory_iterator(dir_), fs::directory_iterator()));
+  }
+
+  fs::path dir_;
+};
+
+// Random image already quantised to the uint8 grid, so a lossless round trip is exact.
+torch::Tensor quantised_random(int64_t c, int64_t h, int64_t w) {
+  return lf::from_uint8_hwc(lf::to_uint8_hwc(torch::rand({c, h, w}) * 2 - 1));
+}
+
+// Expects `fn` to throw lf::Error whose message contains every one of `parts`.
+template <typename Fn>
+void expect_error(Fn fn, const std::vector<std::string>& parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected lf::Error";
+  } catch (const lf::Error& e) {
+    const std::string message = e.what();
+    for (const auto& part : parts)
+      EXPECT_NE(message.find(part), std::string::npos) << "'" << part << "' not in: " << message;
+  }
+}
+
+// A PNG that is only a signature + IHDR (CRC left zero) claiming width x height RGB pixels.
+std::string png_header(uint32_t width, uint32_t height) {
+  std::string bytes("\x89PNG\r\n\x1a\n", 8);
+  auto be32 = [&](uint32_t v) {
+    for (int shift = 24; shift >= 0; shift -= 8) bytes.push_back(static_cast<char>(v >> shift));
+  };
+  be32(13);
+  bytes += "IHDR";
+  be32(width);
+  be32(height);
+  bytes +=
+      std::string("\x08\x02\x00\x00\x00", 5);  // depth 8, RGB, deflate, no filter, no interlace
+  be32(0);                                     // wrong CRC: stb does not check it
+  return bytes;
+}
+
+}  // namespace
+
+TEST_F(ImageTest, PngRoundTripGrayIsExact) {
+  const auto image = quantised_random(1, 17, 23);
+  lf::save_image(path("gray.png"), image);
+  const auto loaded = lf::load_image(path("gray.png"));
+  ASSERT_EQ(loaded.sizes(), image.sizes());
+  EXPECT_EQ(loaded.scalar_type(), torch::kFloat);
+  EXPECT_TRUE(torch::equal(loaded, image));
+}
+
+TEST_F(ImageTest, PngRoundTripRgbIsExact) {
+  const auto image = quantised_random(3, 19, 31);
+  lf::save_image(path("rgb.PNG"), image.unsqueeze(0));  // [1,C,H,W] and upper-case extension
+  const auto loaded = lf::load_image(path("rgb.PNG"));
+  ASSERT_EQ(loaded.sizes(), image.sizes());
+  EXPECT_TRUE(torch::equal(loaded, image));
+  EXPECT_GE(loaded.min().item<float>(), -1.0f);
+  EXPECT_LE(loaded.max().item<float>(), 1.0f);
+  EXPECT_EQ(dir_entries(), 1u);  // no temp file left behind
+}
+
+TEST_F(ImageTest, BmpRoundTripIsExact) {
+  const auto image = quantised_random(3, 9, 13);
+  lf::save_image(path("rgb.bmp"), image);
+  EXPECT_TRUE(torch::equal(lf::load_image(path("rgb.bmp")), image));
+}
+
+TEST_F(ImageTest, JpegRoundTripWithinTolerance) {
+  // Smooth content: JPEG at quality 95 keeps it close.
+  const auto ys = torch::linspace(-1, 1, 40).view({1, 40, 1});
+  const auto xs = torch::linspace(-1, 1, 56).view({1, 1, 56});
+  const auto rgb =
+      torch::cat({ys * xs, 0.8 * xs.expand({1, 40, 56}), 0.5 * ys.expand({1, 40, 56})});
+  for (const std::string name : {"rgb.jpg", "rgb.jpeg"}) {
+    lf::save_image(path(name), rgb);
+    const auto loaded = lf::load_image(path(name));
+    ASSERT_EQ(loaded.sizes(), rgb.sizes());
+    EXPECT_LT((loaded - rgb).abs().mean().item<float>(), 0.02f) << name;
+    EXPECT_LT((loaded - rgb).abs().max().item<float>(), 0.1f) << name;
+  }
+  const auto gray = rgb.narrow(0, 1, 1);
+  lf::save_image(path("gray.jpg"), gray);  // stb stores JPEGs as YCbCr: gray comes back as RGB
+  EXPECT_EQ(lf::load_image(path("gray.jpg")).size(0), 3);
+  const auto loaded = lf::load_image(path("gray.jpg"), 1);
+  ASSERT_EQ(loaded.sizes(), gray.sizes());
+  EXPECT_LT((loaded - gray).abs().max().item<float>(), 0.1f);
+}
+
+TEST_F(ImageTest, RgbaInputDropsAlpha) {
+  const int w = 5, h = 4;
+  std::vector<uint8_t> rgba(w * h * 4);
+  for (size_t i = 0; i < rgba.size(); ++i) rgba[i] = static_cast<uint8_t>((i * 37) % 256);
+  ASSERT_TRUE(stbi_write_png(path("rgba.png").c_str(), w, h, 4, rgba.data(), w * 4));
+
+  const auto loaded = lf::load_image(path("rgba.png"));
+  ASSERT_EQ(loaded.sizes(), (std::vector<int64_t>{3, h, w}));
+  const auto expected = lf::from_uint8_hwc(
+      torch::from_blob(rgba.data(), {h, w, 4}, torch::kUInt8).narrow(2, 0, 3).contiguous());
+  EXPECT_TRUE(torch::equal(loaded, expected));
+}
+
+TEST_F(ImageTest, ChannelsConversion) {
+  // RGB -> gray: a gray pixel stays itself; red becomes darker than white.
+  auto rgb = torch::full({3, 2, 2}, 1.0f);
+  rgb.select(2, 0).select(1, 0).fill_(0.0f);  // pixel (0,0) mid-gray-ish (value 0 -> 128)
+  rgb.select(2, 1).select(1, 1).copy_(torch::tensor({1.0f, -1.0f, -1.0f}));  // pixel (1,1) red
+  lf::save_image(path("rgb.png"), rgb);
+  const auto gray = lf::load_image(path("rgb.png"), 1);
+  ASSERT_EQ(gray.sizes(), (std::vector<int64_t>{1, 2, 2}));
+  EXPECT_NEAR(gray[0][0][0].item<float>(), 128 / 127.5 - 1, 1e-6);
+  EXPECT_NEAR(gray[0][0][1].item<float>(), 1.0, 1e-6);
+  EXPECT_LT(gray[0][1][1].item<float>(), -0.3f);
+
+  // Gray -> RGB: three equal channels.
+  const auto one = quantised_random(1, 6, 7);
+  lf::save_image(path("gray.png"), one);
+  const auto three = lf::load_image(path("gray.png"), 3);
+  ASSERT_EQ(three.sizes(), (std::vector<int64_t>{3, 6, 7}));
+  for (int c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(three[c], one[0]));
+
+  expect_error([&] { lf::load_image(path("gray.png"), 2); }, {"[image::load]", "channels", "2"});
+}
+
+TEST_F(ImageTest, Uint8ConversionClampsAndRounds) {
+  const auto image = torch::tensor({-2.0f, -1.0f, 0.0f, 1.0f, 3.0f, NAN}).view({1, 2, 3});
+  const auto pixels = lf::to_uint8_hwc(image);
+  ASSERT_EQ(pixels.sizes(), (std::vector<int64_t>{2, 3, 1}));
+  ASSERT_EQ(pixels.scalar_type(), torch::kUInt8);
+  const std::vector<int> expected = {0, 0, 128, 255, 255, 128};
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(pixels.view(-1)[i].item<int>(), expected[i]) << i;
+  expect_error([] { lf::from_uint8_hwc(torch::zeros({2, 2, 3})); }, {"uint8 [H,W,C]"});
+}
+
+TEST_F(ImageTest, CenterCropResizeShapeConstantAndGradient) {
+  // Wide image 40x80 -> 32x32: the centred 40x40 region (columns 20..59) is kept.
+  const auto constant = torch::full({3, 40, 80}, 0.25f);
+  const auto out = lf::center_crop_resize(constant, 32, 32);
+  ASSERT_EQ(out.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_TRUE(torch::allclose(out, torch::full_like(out, 0.25f), 0, 1e-5));
+
+  auto gradient_x = [](int64_t h, int64_t w) {
+    return (torch::arange(w, torch::kFloat) / (w - 1) * 2 - 1).view({1, 1, w}).expand({3, h, w});
+  };
+  const auto g = lf::center_crop_resize(gradient_x(40, 80), 32, 32);
+  ASSERT_EQ(g.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  const auto steps = g.narrow(2, 1, 31) - g.narrow(2, 0, 31);
+  EXPECT_GE(steps.min().item<float>(), -1e-5f);  // monotone along every row
+  EXPECT_GT(g[0][0][31].item<float>(), g[0][0][0].item<float>() + 0.5f);
+  // Output pixel centres sample input columns 20.125 .. 58.875 (linear data is kept by the filter).
+  auto value_at = [](double x) { return x / 79 * 2 - 1; };
+  EXPECT_NEAR(g[0][5][0].item<float>(), value_at(20.125), 0.02);
+  EXPECT_NEAR(g[0][5][31].item<float>(), value_at(58.875), 0.02);
+  EXPECT_NEAR(g[1][5][16].item<float>(), value_at(40.125), 0.02);
+
+  // Tall image: the full width is kept, rows are cropped; batches work too.
+  const auto tall =
+      lf::center_crop_resize(gradient_x(90, 30).unsqueeze(0).expand({2, 3, 90, 30}), 16, 8);
+  ASSERT_EQ(tall.sizes(), (std::vector<int64_t>{2, 3, 16, 8}));
+  EXPECT_LT(tall[1][2][7][0].item<float>(), -0.85f);
+  EXPECT_GT(tall[1][2][7][7].item<float>(), 0.85f);
+
+  expect_error([&] { lf::center_crop_resize(constant, 0, 32); }, {"[image::center_crop_resize]"});
+}
+
+TEST_F(ImageTest, ResizeDownsamplingAverages) {
+  // 1-pixel checkerboard of +-1: a proper filter averages it to mid-gray, nearest would not.
+  const auto idx = torch::arange(64);
+  const auto board = ((idx.view({64, 1}) + idx.view({1, 64})) % 2).to(torch::kFloat) * 2 - 1;
+  const auto image = board.unsqueeze(0).expand({3, 64, 64}).contiguous();
+  const auto small = lf::resize_image(image, 16, 16);
+  ASSERT_EQ(small.sizes(), (std::vector<int64_t>{3, 16, 16}));
+  EXPECT_LT(small.abs().max().item<float>(), 0.05f);
+
+  // Enlarging keeps a constant image constant; same size is a copy.
+  const auto up = lf::resize_image(torch::full({1, 5, 7}, -0.5f), 20, 13);
+  ASSERT_EQ(up.sizes(), (std::vector<int64_t>{1, 20, 13}));
+  EXPECT_TRUE(torch::allclose(up, torch::full_like(up, -0.5f), 0, 1e-5));
+  EXPECT_TRUE(torch::equal(lf::resize_image(image, 64, 64), image));
+
+  expect_error(
+      [&] {
+        lf::resize_image(torch::zeros({8, 8}), 4, 4);
+      },
+      {"[image::resize]", "[8, 8]"});
+}
+
+TEST_F(ImageTest, MakeGridLayout) {
+  const int64_t n = 16, c = 3, s = 28, pad = 2;
+  const auto images =
+      (torch::arange(n, torch::kFloat) / n - 0.5).view({n, 1, 1, 1}).expand({n, c, s, s});
+  const auto grid = lf::make_grid(images, 4, pad);
+  const int64_t side = 4 * s + 5 * pad;
+  ASSERT_EQ(grid.sizes(), (std::vector<int64_t>{c, side, side}));
+  for (int64_t k = 0; k < n; ++k) {
+    const int64_t y = pad + (k / 4) * (s + pad), x = pad + (k % 4) * (s + pad);
+    const auto cell = grid.narrow(1, y, s).narrow(2, x, s);
+    EXPECT_TRUE(torch::equal(cell, images[k])) << "image " << k;
+  }
+  // Padding: borders and the gaps between cells are pad_value (white).
+  EXPECT_TRUE((grid.narrow(1, 0, pad) == 1.0f).all().item<bool>());
+  EXPECT_TRUE((grid.narrow(2, 0, pad) == 1.0f).all().item<bool>());
+  EXPECT_TRUE((grid.narrow(1, pad + s, pad) == 1.0f).all().item<bool>());
+  EXPECT_TRUE((grid.narrow(2, side - pad, pad) == 1.0f).all().item<bool>());
+  EXPECT_EQ(grid.eq(1.0f).sum().item<int64_t>(), c * (side * side - n * s * s));
+
+  // A partial last row: 5 images, 4 per row -> 2 rows, empty cells filled with pad_value.
+  const auto partial = lf::make_grid(images.narrow(0, 0, 5), 4, pad, -1.0f);
+  ASSERT_EQ(partial.sizes(), (std::vector<int64_t>{c, 2 * (s + pad) + pad, side}));
+  EXPECT_TRUE(torch::equal(partial.narrow(1, pad + s + pad, s).narrow(2, pad, s), images[4]));
+  EXPECT_TRUE(
+      (partial.narrow(1, pad + s + pad, s).narrow(2, 2 * pad + s, s) == -1.0f).all().item<bool>());
+
+  lf::save_grid(path("grid.png"), images, 4);
+  EXPECT_EQ(lf::load_image(path("grid.png")).sizes(), (std::vector<int64_t>{c, side, side}));
+  expect_error([&] { lf::make_grid(images[0], 4); }, {"[image::make_grid]", "[N,C,H,W]"});
+}
+
+TEST_F(ImageTest, IsImagePath) {
+  EXPECT_TRUE(lf::is_image_path("a/b.png"));
+  EXPECT_TRUE(lf::is_image_path("x.JPG"));
+  EXPECT_TRUE(lf::is_image_path("x.Jpeg"));
+  EXPECT_TRUE(lf::is_image_path("x.bmp"));
+  EXPECT_FALSE(lf::is_image_path("x.gif"));
+  EXPECT_FALSE(lf::is_image_path("png"));
+  EXPECT_FALSE(lf::is_image_path("dir.png/file"));
+}
+
+TEST_F(ImageTest, HostileMissingFile) {
+  const std::string missing = path("missing.png");
+  expect_error([&] { lf::load_image(missing); }, {"[image::load]", missing, "no such file"});
+  expect_error([&] { lf::load_image(dir_.string()); }, {"[image::load]", "no such file"});
+}
+
+TEST_F(ImageTest, HostileTruncatedPng) {
+  lf::save_image(path("full.png"), torch::rand({3, 64, 64}) * 2 - 1);  // noise: a long IDAT
+  const std::string bytes = lf::read_file(path("full.png"));
+  ASSERT_GT(bytes.size(), 1000u);
+  const std::string cut = path("cut.png");
+  write_bytes(cut, bytes.substr(0, bytes.size() / 2));
+  expect_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "cannot decode ("});
+  write_bytes(cut, bytes.substr(0, 20));  // cut inside IHDR
+  expect_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "not a readable image ("});
+}
+
+TEST_F(ImageTest, HostileRandomBytesAndEmptyFile) {
+  const std::string noise = path("noise.png");
+  write_bytes(noise, std::string("this is not an image at all, just some text\x01\x02\x03", 47));
+  expect_error([&] { lf::load_image(noise); }, {"[image::load]", noise, "not a readable image ("});
+  const std::string empty = path("empty.jpg");
+  write_bytes(empty, "");
+  expect_error([&] { lf::load_image(empty); }, {"[image::load]", empty});
+}
+
+TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
+  const std::string huge = path("huge.png");
+  write_bytes(huge, png_header(100000, 100000));
+  expect_error([&] { lf::load_image(huge); }, {"[image::load]", huge});
+  // Within stb's own limits but over ours: refused by the size check, from the header alone.
+  const std::string wide = path("wide.png");
+  write_bytes(wide, png_header(20000, 16));
+  expect_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
+}
+
+TEST_F(ImageTest, HostileBadTensorsOnSave) {
+  const std::string out = path("out.png");
+  expect_error(
+      [&] {
+        lf::save_image(out, torch::zeros({5, 8, 8}));
+      },
+      {"[image::save]", out, "expected [C,H,W] with C in {1,3}, got [5, 8, 8]"});
+  expect_error([&] { lf::save_image(out, torch::zeros({8, 8})); }, {"[image::save]", "[8, 8]"});
+  expect_error([&] { lf::save_image(out, torch::zeros({2, 3, 8, 8})); }, {"[2, 3, 8, 8]"});
+  expect_error(
+      [&] {
+        lf::save_image(out, torch::zeros({3, 8, 8}, torch::kUInt8));
+      },
+      {"[image::save]", "floating-point"});
+  expect_error(
+      [&] {
+        lf::save_image(path("out.tiff"), torch::zeros({3, 8, 8}));
+      },
+      {"[image::save]", "unknown extension '.tiff'"});
+  EXPECT_EQ(dir_entries(), 0u);
+}
+
+TEST_F(ImageTest, FailedSaveLeavesNoFile) {
+  // A failed save over an existing image keeps the old one intact and leaves no temp file.
+  const std::string out = path("keep.png");
+  const auto image = quantised_random(3, 8, 8);
+  lf::save_image(out, image);
+  EXPECT_THROW(lf::save_image(out, torch::zeros({5, 8, 8})), lf::Error);
+  EXPECT_TRUE(torch::equal(lf::load_image(out), image));
+  EXPECT_EQ(dir_entries(), 1u);
+
+  // Too large to load back (stb's JPEG writer would silently truncate 70000 to 16 bits).
+  expect_error(
+      [&] {
+        lf::save_image(path("long.jpg"), torch::zeros({1, 1, 70000}));
+      },
+      {"[image::save]", "1x70000", "at most 16384"});
+  EXPECT_FALSE(fs::exists(path("long.jpg")));
+  // An unwritable directory.
+  EXPECT_THROW(lf::save_image(path("no_such_dir/x.png"), image), lf::Error);
+  EXPECT_EQ(dir_entries(), 1u);
+}

@@ -1,0 +1,138 @@
+// Subcommands that use a trained model: reconstruct, encode, decode, sample, interpolate.
+#include "cli.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "io/image.h"
+#include "io/safetensors.h"
+#include "io/tensor_io.h"
+#include "models/vae.h"
+#include "train/checkpoint.h"
+
+namespace lf::cli {
+
+namespace {
+
+struct ModelCommandOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  std::string out;
+  int64_t count = 64;
+  int64_t nrow = 8;
+  int64_t steps = 8;
+  bool no_ema = false;
+};
+
+void add_model_option(CLI::App* cmd, ModelCommandOptions& o) {
+  cmd->add_option("-m,--model", o.model, "run folder, checkpoint folder, or model .safetensors with config.json beside it")
+      ->required();
+  cmd->add_flag("--no-ema", o.no_ema, "use the raw weights even when EMA weights exist");
+}
+
+LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& globals, torch::Device& device) {
+  apply_globals(globals);
+  device = parse_device(globals.device);
+  return load_model(o.model, device, !o.no_ema);
+}
+
+torch::Tensor read_input(const std::string& path, const AutoencoderImpl& model, const Config& config) {
+  const int64_t channels = config.get<int64_t>("model.in_channels", 0);
+  auto images = read_images(path, channels);
+  return images;
+}
+
+}  // namespace
+
+void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
+  {
+    auto o = std::make_shared<ModelCommandOptions>();
+    auto* cmd = app.add_subcommand("reconstruct", "encode and decode images (png/jpg or .safetensors 'images')");
+    add_model_option(cmd, *o);
+    cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
+    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")->required();
+    cmd->callback([o, &globals] {
+      torch::Device device(torch::kCPU);
+      auto loaded = open_model(*o, globals, device);
+      torch::NoGradGuard no_grad;
+      const auto x = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
+      const auto y = loaded.model->reconstruct(x).clamp(-1, 1).to(torch::kCPU);
+      prepare_output(o->out);
+      write_images(o->out, y, o->nrow);
+    });
+  }
+  {
+    auto o = std::make_shared<ModelCommandOptions>();
+    auto* cmd = app.add_subcommand("encode", "images -> .safetensors of latents (VQ: indices + latents; VAE: mean + logvar)");
+    add_model_option(cmd, *o);
+    cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
+    cmd->add_option("-o,--out", o->out, "output .safetensors")->required();
+    cmd->callback([o, &globals] {
+      if (!is_safetensors_path(o->out)) throw Error(fmt::format("[encode] {}: expected a .safetensors output", o->out));
+      torch::Device device(torch::kCPU);
+      auto loaded = open_model(*o, globals, device);
+      torch::NoGradGuard no_grad;
+      const auto x = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
+      std::map<std::string, torch::Tensor> out;
+      for (const auto& [k, v] : loaded.model->encode(x)) out[k] = v.to(torch::kCPU).contiguous();
+      prepare_output(o->out);
+      save_safetensors(o->out, out, {{"model", loaded.model->kind()}});
+    });
+  }
+  {
+    auto o = std::make_shared<ModelCommandOptions>();
+    auto* cmd = app.add_subcommand("decode", ".safetensors of latents or indices -> images");
+    add_model_option(cmd, *o);
+    cmd->add_option("input", o->inputs, ".safetensors written by encode (keys indices or latents)")->required()->expected(1);
+    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")->required();
+    cmd->add_option("--nrow", o->nrow, "images per grid row")->capture_default_str();
+    cmd->callback([o, &globals] {
+      torch::Device device(torch::kCPU);
+      auto loaded = open_model(*o, globals, device);
+      torch::NoGradGuard no_grad;
+      TensorMap code;
+      for (auto& [k, v] : load_safetensors(o->inputs[0])) code[k] = v.to(device);
+      const auto y = loaded.model->decode(code).clamp(-1, 1).to(torch::kCPU);
+      prepare_output(o->out);
+      write_images(o->out, y, o->nrow);
+    });
+  }
+  {
+    auto o = std::make_shared<ModelCommandOptions>();
+    auto* cmd = app.add_subcommand("sample", "generate images from the model's prior (VAE: z ~ N(0, I))");
+    add_model_option(cmd, *o);
+    cmd->add_option("-n,--n", o->count, "number of images")->capture_default_str()->check(CLI::Range(1, 4096));
+    cmd->add_option("--nrow", o->nrow, "images per grid row")->capture_default_str();
+    cmd->add_option("-o,--out", o->out, "output grid image or .safetensors")->required();
+    cmd->callback([o, &globals] {
+      torch::Device device(torch::kCPU);
+      auto loaded = open_model(*o, globals, device);
+      torch::NoGradGuard no_grad;
+      const auto y = loaded.model->sample(o->count).clamp(-1, 1).to(torch::kCPU);
+      prepare_output(o->out);
+      write_images(o->out, y, o->nrow);
+    });
+  }
+  {
+    auto o = std::make_shared<ModelCommandOptions>();
+    auto* cmd = app.add_subcommand("interpolate", "decode a straight line between two images' latents (VAE)");
+    add_model_option(cmd, *o);
+    cmd->add_option("inputs", o->inputs, "two images (or .safetensors with one image each)")->required()->expected(2);
+    cmd->add_option("--steps", o->steps, "images along the line, ends included")->capture_default_str()->check(CLI::Range(2, 256));
+    cmd->add_option("-o,--out", o->out, "output strip image or .safetensors")->required();
+    cmd->callback([o, &globals] {
+      torch::Device device(torch::kCPU);
+      auto loaded = open_model(*o, globals, device);
+      auto* vae = dynamic_cast<VAEImpl*>(loaded.model.get());
+      if (!vae) throw Error(fmt::format("[interpolate] {}: a {} model; interpolation needs a VAE", o->model, loaded.model->kind()));
+      torch::NoGradGuard no_grad;
+      const auto a = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
+      const auto b = read_input(o->inputs[1], *loaded.model, loaded.config).to(device);
+      if (a.size(0) != 1 || b.size(0) != 1)
+        throw Error("[interpolate] expected one image in each input");
+      const auto y = vae->interpolate(a, b, o->steps).clamp(-1, 1).to(torch::kCPU);
+      prepare_output(o->out);
+      write_images(o->out, y, o->steps);
+    });
+  }
+}
+
+}  // namespace lf::cli
