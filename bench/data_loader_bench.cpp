@@ -19,7 +19,8 @@ lf::DatasetPtr fashion_mnist() {
 
 lf::DatasetPtr png_folder() {
   static lf::DatasetPtr dataset = [] {
-    const std::string dir = std::filesystem::temp_directory_path().string() + "/lf_bench_png_folder";
+    const std::string dir =
+        std::filesystem::temp_directory_path().string() + "/lf_bench_png_folder";
     if (!std::filesystem::exists(dir + "/255.png")) {
       std::filesystem::create_directories(dir);
       lf::seed_everything(0);
@@ -46,11 +47,16 @@ void run_loader(benchmark::State& state, const lf::DatasetPtr& dataset) {
     benchmark::DoNotOptimize(batch.images.data_ptr<float>());
     images += batch.images.size(0);
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
 }
 
-void BM_FashionMnistLoader(benchmark::State& state) { run_loader(state, fashion_mnist()); }
-void BM_PngFolderLoader(benchmark::State& state) { run_loader(state, png_folder()); }
+void BM_FashionMnistLoader(benchmark::State& state) {
+  run_loader(state, fashion_mnist());
+}
+void BM_PngFolderLoader(benchmark::State& state) {
+  run_loader(state, png_folder());
+}
 
 // Reading and decompressing the 60000-image training split into memory.
 void BM_FashionMnistOpen(benchmark::State& state) {
@@ -59,12 +65,18 @@ void BM_FashionMnistOpen(benchmark::State& state) {
     lf::IdxDataset dataset(lf::IdxDatasetOptions{});
     images += dataset.size();
   }
-  state.counters["images/s"] = benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
+  state.counters["images/s"] =
+      benchmark::Counter(static_cast<double>(images), benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_FashionMnistOpen)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // args: batch size, workers (-1 = one per core)
-BENCHMARK(BM_FashionMnistLoader)->Args({64, 0})->Args({64, -1})->Args({256, 0})->Args({256, -1})->UseRealTime();
+BENCHMARK(BM_FashionMnistLoader)
+    ->Args({64, 0})
+    ->Args({64, -1})
+    ->Args({256, 0})
+    ->Args({256, -1})
+    ->UseRealTime();
 BENCHMARK(BM_PngFolderLoader)->Args({32, 0})->Args({32, -1})->UseRealTime();
 
 }  // namespace

@@ -9,11 +9,11 @@ namespace lf::cli {
 
 // Global options (apply to every subcommand); each has a default and an environment variable.
 struct GlobalOptions {
-  std::string device = "auto";   // --device cpu|cuda|cuda:N|auto     LF_DEVICE
-  int threads = 0;               // --threads N (0 = all cores)         LF_THREADS
-  uint64_t seed = 0;             // --seed N                            LF_SEED
+  std::string device = "auto";     // --device cpu|cuda|cuda:N|auto     LF_DEVICE
+  int threads = 0;                 // --threads N (0 = all cores)         LF_THREADS
+  uint64_t seed = 0;               // --seed N                            LF_SEED
   std::string log_level = "info";  // --log-level                        LF_LOG_LEVEL
-  std::string command_line;      // the whole invocation, saved in run folders
+  std::string command_line;        // the whole invocation, saved in run folders
 };
 
 // Applies threads, seed and logging.
@@ -25,7 +25,8 @@ void register_preview(CLI::App& app, const GlobalOptions& globals);
 void register_planned(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);
-void register_model_commands(CLI::App& app, const GlobalOptions& globals);  // reconstruct encode decode sample interpolate
+void register_model_commands(
+    CLI::App& app, const GlobalOptions& globals);  // reconstruct encode decode sample interpolate
 
 // Creates the parent folder of an output path.
 void prepare_output(const std::string& path);

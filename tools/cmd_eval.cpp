@@ -1,4 +1,5 @@
-// `latentforge eval`: MSE / PSNR / SSIM (and VQ code usage) of a trained model over a dataset split.
+// `latentforge eval`: MSE / PSNR / SSIM (and VQ code usage) of a trained model over a dataset
+// split.
 #include <cstdio>
 
 #include "cli.h"
@@ -20,9 +21,12 @@ void register_eval(CLI::App& app, const GlobalOptions& globals) {
   };
   auto o = std::make_shared<Options>();
   o->data.split = "test";
-  auto* cmd = app.add_subcommand("eval", "MSE, PSNR, SSIM and codebook usage over a dataset split, as JSON");
-  cmd->add_option("-m,--model", o->model, "run folder, checkpoint folder or model .safetensors")->required();
-  cmd->add_option("--data", o->data.root, "dataset folder (default: the one the model was trained on)");
+  auto* cmd = app.add_subcommand(
+      "eval", "MSE, PSNR, SSIM and codebook usage over a dataset split, as JSON");
+  cmd->add_option("-m,--model", o->model, "run folder, checkpoint folder or model .safetensors")
+      ->required();
+  cmd->add_option("--data", o->data.root,
+                  "dataset folder (default: the one the model was trained on)");
   cmd->add_option("--split", o->data.split, "train or test")->capture_default_str();
   cmd->add_option("--limit", o->data.limit, "first N images only (0 = all)")->capture_default_str();
   cmd->add_option("--batch-size", o->batch_size, "images per forward pass")->capture_default_str();
@@ -32,7 +36,9 @@ void register_eval(CLI::App& app, const GlobalOptions& globals) {
     apply_globals(globals);
     const auto device = parse_device(globals.device);
     auto loaded = load_model(o->model, device, !o->no_ema);
-    DatasetSpec spec = loaded.config.has("data") ? DatasetSpec::from_config(loaded.config.sub("data")) : DatasetSpec{};
+    DatasetSpec spec = loaded.config.has("data")
+                           ? DatasetSpec::from_config(loaded.config.sub("data"))
+                           : DatasetSpec{};
     if (!o->data.root.empty()) spec.root = o->data.root;
     spec.split = o->data.split;
     spec.limit = o->data.limit;

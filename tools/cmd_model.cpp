@@ -23,18 +23,21 @@ struct ModelCommandOptions {
 };
 
 void add_model_option(CLI::App* cmd, ModelCommandOptions& o) {
-  cmd->add_option("-m,--model", o.model, "run folder, checkpoint folder, or model .safetensors with config.json beside it")
+  cmd->add_option("-m,--model", o.model,
+                  "run folder, checkpoint folder, or model .safetensors with config.json beside it")
       ->required();
   cmd->add_flag("--no-ema", o.no_ema, "use the raw weights even when EMA weights exist");
 }
 
-LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& globals, torch::Device& device) {
+LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& globals,
+                       torch::Device& device) {
   apply_globals(globals);
   device = parse_device(globals.device);
   return load_model(o.model, device, !o.no_ema);
 }
 
-torch::Tensor read_input(const std::string& path, const AutoencoderImpl& model, const Config& config) {
+torch::Tensor read_input(const std::string& path, const AutoencoderImpl& model,
+                         const Config& config) {
   const int64_t channels = config.get<int64_t>("model.in_channels", 0);
   auto images = read_images(path, channels);
   return images;
@@ -45,10 +48,12 @@ torch::Tensor read_input(const std::string& path, const AutoencoderImpl& model, 
 void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
   {
     auto o = std::make_shared<ModelCommandOptions>();
-    auto* cmd = app.add_subcommand("reconstruct", "encode and decode images (png/jpg or .safetensors 'images')");
+    auto* cmd = app.add_subcommand("reconstruct",
+                                   "encode and decode images (png/jpg or .safetensors 'images')");
     add_model_option(cmd, *o);
     cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
-    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")->required();
+    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")
+        ->required();
     cmd->callback([o, &globals] {
       torch::Device device(torch::kCPU);
       auto loaded = open_model(*o, globals, device);
@@ -61,12 +66,14 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
   }
   {
     auto o = std::make_shared<ModelCommandOptions>();
-    auto* cmd = app.add_subcommand("encode", "images -> .safetensors of latents (VQ: indices + latents; VAE: mean + logvar)");
+    auto* cmd = app.add_subcommand(
+        "encode", "images -> .safetensors of latents (VQ: indices + latents; VAE: mean + logvar)");
     add_model_option(cmd, *o);
     cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
     cmd->add_option("-o,--out", o->out, "output .safetensors")->required();
     cmd->callback([o, &globals] {
-      if (!is_safetensors_path(o->out)) throw Error(fmt::format("[encode] {}: expected a .safetensors output", o->out));
+      if (!is_safetensors_path(o->out))
+        throw Error(fmt::format("[encode] {}: expected a .safetensors output", o->out));
       torch::Device device(torch::kCPU);
       auto loaded = open_model(*o, globals, device);
       torch::NoGradGuard no_grad;
@@ -81,8 +88,11 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
     auto o = std::make_shared<ModelCommandOptions>();
     auto* cmd = app.add_subcommand("decode", ".safetensors of latents or indices -> images");
     add_model_option(cmd, *o);
-    cmd->add_option("input", o->inputs, ".safetensors written by encode (keys indices or latents)")->required()->expected(1);
-    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")->required();
+    cmd->add_option("input", o->inputs, ".safetensors written by encode (keys indices or latents)")
+        ->required()
+        ->expected(1);
+    cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")
+        ->required();
     cmd->add_option("--nrow", o->nrow, "images per grid row")->capture_default_str();
     cmd->callback([o, &globals] {
       torch::Device device(torch::kCPU);
@@ -97,9 +107,12 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
   }
   {
     auto o = std::make_shared<ModelCommandOptions>();
-    auto* cmd = app.add_subcommand("sample", "generate images from the model's prior (VAE: z ~ N(0, I))");
+    auto* cmd =
+        app.add_subcommand("sample", "generate images from the model's prior (VAE: z ~ N(0, I))");
     add_model_option(cmd, *o);
-    cmd->add_option("-n,--n", o->count, "number of images")->capture_default_str()->check(CLI::Range(1, 4096));
+    cmd->add_option("-n,--n", o->count, "number of images")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 4096));
     cmd->add_option("--nrow", o->nrow, "images per grid row")->capture_default_str();
     cmd->add_option("-o,--out", o->out, "output grid image or .safetensors")->required();
     cmd->callback([o, &globals] {
@@ -113,16 +126,23 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
   }
   {
     auto o = std::make_shared<ModelCommandOptions>();
-    auto* cmd = app.add_subcommand("interpolate", "decode a straight line between two images' latents (VAE)");
+    auto* cmd = app.add_subcommand("interpolate",
+                                   "decode a straight line between two images' latents (VAE)");
     add_model_option(cmd, *o);
-    cmd->add_option("inputs", o->inputs, "two images (or .safetensors with one image each)")->required()->expected(2);
-    cmd->add_option("--steps", o->steps, "images along the line, ends included")->capture_default_str()->check(CLI::Range(2, 256));
+    cmd->add_option("inputs", o->inputs, "two images (or .safetensors with one image each)")
+        ->required()
+        ->expected(2);
+    cmd->add_option("--steps", o->steps, "images along the line, ends included")
+        ->capture_default_str()
+        ->check(CLI::Range(2, 256));
     cmd->add_option("-o,--out", o->out, "output strip image or .safetensors")->required();
     cmd->callback([o, &globals] {
       torch::Device device(torch::kCPU);
       auto loaded = open_model(*o, globals, device);
       auto* vae = dynamic_cast<VAEImpl*>(loaded.model.get());
-      if (!vae) throw Error(fmt::format("[interpolate] {}: a {} model; interpolation needs a VAE", o->model, loaded.model->kind()));
+      if (!vae)
+        throw Error(fmt::format("[interpolate] {}: a {} model; interpolation needs a VAE", o->model,
+                                loaded.model->kind()));
       torch::NoGradGuard no_grad;
       const auto a = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
       const auto b = read_input(o->inputs[1], *loaded.model, loaded.config).to(device);

@@ -24,11 +24,12 @@ void run_preview(const PreviewOptions& options, const GlobalOptions& globals) {
   apply_globals(globals);
   const auto t0 = std::chrono::steady_clock::now();
   auto dataset = open_dataset(options.data);
-  const double open_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double open_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const auto shape = dataset->image_shape();
   std::printf("dataset   %s\n", dataset->describe().c_str());
-  std::printf("images    %ld of %ldx%ldx%ld, opened in %.2f s\n", (long)dataset->size(), (long)shape[0],
-              (long)shape[1], (long)shape[2], open_s);
+  std::printf("images    %ld of %ldx%ldx%ld, opened in %.2f s\n", (long)dataset->size(),
+              (long)shape[0], (long)shape[1], (long)shape[2], open_s);
 
   DataLoaderOptions loader_options;
   loader_options.batch_size = std::min<int64_t>(options.count, dataset->size());
@@ -61,15 +62,20 @@ void register_preview(CLI::App& app, const GlobalOptions& globals) {
   auto* cmd = app.add_subcommand("preview", "load a dataset and write a grid of its images");
   cmd->add_option("--data", options->data.root,
                   "folder of IDX files or images (default: Debian's Fashion-MNIST)");
-  cmd->add_option("--split", options->data.split, "train or test (IDX datasets)")->capture_default_str();
+  cmd->add_option("--split", options->data.split, "train or test (IDX datasets)")
+      ->capture_default_str();
   cmd->add_option("--image-size", options->data.image_size, "resize to this size (0 = native)")
       ->capture_default_str();
-  cmd->add_option("-n,--count", options->count, "images in the grid")->capture_default_str()
+  cmd->add_option("-n,--count", options->count, "images in the grid")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--nrow", options->nrow, "images per grid row")->capture_default_str()
+  cmd->add_option("--nrow", options->nrow, "images per grid row")
+      ->capture_default_str()
       ->check(CLI::Range(1, 1024));
-  cmd->add_flag("!--no-shuffle", options->shuffle, "take the first images instead of a random draw");
-  cmd->add_option("-o,--out", options->out, "output .png/.jpg grid or .safetensors")->capture_default_str();
+  cmd->add_flag("!--no-shuffle", options->shuffle,
+                "take the first images instead of a random draw");
+  cmd->add_option("-o,--out", options->out, "output .png/.jpg grid or .safetensors")
+      ->capture_default_str();
   cmd->callback([options, &globals] { run_preview(*options, globals); });
 }
 

@@ -38,7 +38,8 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
     run_dir = o.resume;
     config = Config::from_yaml_file(o.resume + "/config.json");
   } else {
-    if (o.config.empty()) throw Error("[train] --config FILE.yaml is required (or --resume RUN_DIR)");
+    if (o.config.empty())
+      throw Error("[train] --config FILE.yaml is required (or --resume RUN_DIR)");
     config = Config::from_yaml_file(o.config);
     if (run_dir.empty()) run_dir = "runs/" + fs::path(o.config).stem().string();
   }
@@ -47,18 +48,23 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   seed_everything(seed);
 
   if (o.resume.empty() && fs::exists(run_dir + "/checkpoints/latest") && !o.force)
-    throw Error(fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to start over, or --out)",
-                            run_dir, run_dir));
+    throw Error(
+        fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to "
+                    "start over, or --out)",
+                    run_dir, run_dir));
   if (o.resume.empty() && o.force) fs::remove_all(run_dir);
 
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
   auto train_data = open_dataset(spec);
   auto model = make_model(config.sub("model"));
-  const auto options = TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
+  const auto options =
+      TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
 
   // The resolved config: what actually runs, saved beside every checkpoint.
-  Config resolved(Json{{"model", model_config_json(*model)}, {"data", spec.to_json()},
-                       {"train", options.to_json()}, {"seed", seed}},
+  Config resolved(Json{{"model", model_config_json(*model)},
+                       {"data", spec.to_json()},
+                       {"train", options.to_json()},
+                       {"seed", seed}},
                   run_dir + "/config.json");
   fs::create_directories(run_dir);
   resolved.save_json(run_dir + "/config.json");
@@ -69,8 +75,8 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   }
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
-  spdlog::info("{}: {} ({:.2f} M parameters) on {}, {} threads", run_dir, model->kind(), params / 1e6,
-               device.str(), torch::get_num_threads());
+  spdlog::info("{}: {} ({:.2f} M parameters) on {}, {} threads", run_dir, model->kind(),
+               params / 1e6, device.str(), torch::get_num_threads());
   spdlog::info("data: {}", train_data->describe());
 
   Trainer trainer(model, train_data, options, run_dir, resolved, device, seed);
@@ -91,8 +97,10 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   }
   const Json metrics = write_run_report(run_dir, *model, *test_data, device, o.eval_limit);
   std::printf("%s\n", metrics.dump(2).c_str());
-  std::printf("run folder: %s (model.safetensors, metrics.json, reconstructions.png, training_curves.png%s)\n",
-              run_dir.c_str(), metrics.contains("codebook") ? ", codebook_usage.png" : "");
+  std::printf(
+      "run folder: %s (model.safetensors, metrics.json, reconstructions.png, "
+      "training_curves.png%s)\n",
+      run_dir.c_str(), metrics.contains("codebook") ? ", codebook_usage.png" : "");
 }
 
 }  // namespace
@@ -101,12 +109,15 @@ void register_train(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<TrainCommandOptions>();
   auto* cmd = app.add_subcommand("train", "train a model from a YAML config (see configs/)");
   cmd->add_option("-c,--config", o->config, "YAML config with model:, data:, train: sections");
-  cmd->add_option("--set", o->overrides, "override a config value: --set train.steps=500 (repeatable)");
+  cmd->add_option("--set", o->overrides,
+                  "override a config value: --set train.steps=500 (repeatable)");
   cmd->add_option("-o,--out", o->out, "run folder (default runs/<config name>)");
-  cmd->add_option("--resume", o->resume, "continue the run in this folder from its latest checkpoint");
+  cmd->add_option("--resume", o->resume,
+                  "continue the run in this folder from its latest checkpoint");
   cmd->add_flag("--force", o->force, "start over in a run folder that holds a run");
   cmd->add_flag("--no-report", o->no_report, "skip the evaluation and pictures at the end");
-  cmd->add_option("--eval-limit", o->eval_limit, "evaluate on the first N test images (0 = all)")->capture_default_str();
+  cmd->add_option("--eval-limit", o->eval_limit, "evaluate on the first N test images (0 = all)")
+      ->capture_default_str();
   cmd->callback([o, &globals] { run_train(*o, globals); });
 }
 

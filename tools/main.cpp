@@ -28,19 +28,24 @@ void prepare_output(const std::string& path) {
 int main(int argc, char** argv) {
   using namespace lf::cli;
   GlobalOptions globals;
-  CLI::App app{"latentforge: train, evaluate and run image autoencoders (AE, VAE, VQ-VAE, VQGAN, SD KL-AE)"};
+  CLI::App app{
+      "latentforge: train, evaluate and run image autoencoders (AE, VAE, VQ-VAE, VQGAN, SD KL-AE)"};
   app.set_version_flag("--version", std::string(LF_VERSION));
   app.require_subcommand(1);
   app.fallthrough();
 
   // The global option table: name, help, default (shown), environment variable.
   app.add_option("--device", globals.device, "cpu, cuda, cuda:N or auto")
-      ->capture_default_str()->envname("LF_DEVICE");
+      ->capture_default_str()
+      ->envname("LF_DEVICE");
   app.add_option("--threads", globals.threads, "CPU threads for LibTorch (0 = all cores)")
-      ->capture_default_str()->envname("LF_THREADS")->check(CLI::NonNegativeNumber);
+      ->capture_default_str()
+      ->envname("LF_THREADS")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--seed", globals.seed, "random seed")->capture_default_str()->envname("LF_SEED");
   app.add_option("--log-level", globals.log_level, "trace, debug, info, warn, error or off")
-      ->capture_default_str()->envname("LF_LOG_LEVEL");
+      ->capture_default_str()
+      ->envname("LF_LOG_LEVEL");
 
   register_info(app, globals);
   register_preview(app, globals);

@@ -21,7 +21,8 @@ int terminal_width(std::FILE* stream) {
 
 ProgressBar::ProgressBar(int64_t total, ProgressBarOptions options)
     : total_(total), options_(std::move(options)) {
-  tty_ = options_.force_tty >= 0 ? options_.force_tty == 1 : ::isatty(::fileno(options_.stream)) == 1;
+  tty_ =
+      options_.force_tty >= 0 ? options_.force_tty == 1 : ::isatty(::fileno(options_.stream)) == 1;
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -42,16 +43,19 @@ std::string ProgressBar::render(double elapsed_s, int width) const {
   const double rate = elapsed_s > 0 ? done / elapsed_s : 0.0;
   const double remaining = rate > 0 && total_ > 0 ? (total_ - position_) / rate : NAN;
   std::string head = options_.label.empty() ? "" : options_.label + " ";
-  std::string tail = total_ > 0 ? fmt::format(" {}/{}", position_, total_) : fmt::format(" {}", position_);
-  tail += fmt::format(" [{}<{}, {:.1f} {}/s]", format_duration(elapsed_s), format_duration(remaining),
-                      rate, options_.unit);
+  std::string tail =
+      total_ > 0 ? fmt::format(" {}/{}", position_, total_) : fmt::format(" {}", position_);
+  tail += fmt::format(" [{}<{}, {:.1f} {}/s]", format_duration(elapsed_s),
+                      format_duration(remaining), rate, options_.unit);
   if (!extra_.empty()) tail += " " + extra_;
   if (total_ <= 0) return head + tail.substr(1);
   const double fraction = std::clamp(static_cast<double>(position_) / total_, 0.0, 1.0);
   std::string percent = fmt::format("{:3.0f}%", fraction * 100);
-  const int bar_width = std::max(10, width - static_cast<int>(head.size() + percent.size() + tail.size()) - 3);
+  const int bar_width =
+      std::max(10, width - static_cast<int>(head.size() + percent.size() + tail.size()) - 3);
   const int filled = static_cast<int>(fraction * bar_width);
-  return head + percent + " |" + std::string(filled, '#') + std::string(bar_width - filled, '.') + "|" + tail;
+  return head + percent + " |" + std::string(filled, '#') + std::string(bar_width - filled, '.') +
+         "|" + tail;
 }
 
 void ProgressBar::draw(bool final) {

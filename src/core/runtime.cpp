@@ -7,7 +7,9 @@
 
 namespace lf {
 
-int cuda_device_count() { return torch::cuda::is_available() ? torch::cuda::device_count() : 0; }
+int cuda_device_count() {
+  return torch::cuda::is_available() ? torch::cuda::device_count() : 0;
+}
 
 torch::Device parse_device(const std::string& name) {
   if (name == "auto") return cuda_device_count() > 0 ? torch::Device("cuda:0") : torch::kCPU;
@@ -22,7 +24,8 @@ torch::Device parse_device(const std::string& name) {
       index = std::stoi(digits);
     }
     const int count = cuda_device_count();
-    if (count == 0) fail("device", "'{}': CUDA is not available on this machine (use --device cpu)", name);
+    if (count == 0)
+      fail("device", "'{}': CUDA is not available on this machine (use --device cpu)", name);
     if (index >= count) fail("device", "'{}': only {} CUDA device(s) present", name, count);
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }

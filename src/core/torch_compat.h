@@ -12,7 +12,9 @@
 
 namespace lf::compat {
 
-inline std::string torch_version() { return TORCH_VERSION; }
+inline std::string torch_version() {
+  return TORCH_VERSION;
+}
 
 // Fused attention exists from 2.0; 1.13 gets the plain softmax(q k^T / sqrt(d)) v.
 // q, k, v: [B, heads, L, d] -> [B, heads, Lq, d]

@@ -13,12 +13,14 @@ namespace lf {
 DataLoader::DataLoader(DatasetPtr dataset, DataLoaderOptions options, LoaderPosition start)
     : dataset_(std::move(dataset)), options_(options) {
   if (!dataset_) fail("DataLoader", "no dataset");
-  if (options_.batch_size <= 0) fail("DataLoader", "batch_size {}: expected > 0", options_.batch_size);
+  if (options_.batch_size <= 0)
+    fail("DataLoader", "batch_size {}: expected > 0", options_.batch_size);
   const int64_t n = dataset_->size();
   batches_per_epoch_ = options_.drop_last ? n / options_.batch_size
                                           : (n + options_.batch_size - 1) / options_.batch_size;
   if (batches_per_epoch_ == 0)
-    fail("DataLoader", "{}: {} images is less than one batch of {}", dataset_->describe(), n, options_.batch_size);
+    fail("DataLoader", "{}: {} images is less than one batch of {}", dataset_->describe(), n,
+         options_.batch_size);
   if (start.batch < 0 || start.batch >= batches_per_epoch_ || start.epoch < 0)
     fail("DataLoader", "resume position epoch {} batch {}: expected batch in [0, {})", start.epoch,
          start.batch, batches_per_epoch_);
@@ -28,7 +30,9 @@ DataLoader::DataLoader(DatasetPtr dataset, DataLoaderOptions options, LoaderPosi
   for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { worker_loop(); });
 }
 
-DataLoader::~DataLoader() { stop_workers(); }
+DataLoader::~DataLoader() {
+  stop_workers();
+}
 
 void DataLoader::stop_workers() {
   {
@@ -69,7 +73,8 @@ std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) con
 }
 
 Batch DataLoader::produce(int64_t sequence) const {
-  return dataset_->get_batch(batch_indices(sequence / batches_per_epoch_, sequence % batches_per_epoch_));
+  return dataset_->get_batch(
+      batch_indices(sequence / batches_per_epoch_, sequence % batches_per_epoch_));
 }
 
 void DataLoader::worker_loop() {
@@ -77,7 +82,8 @@ void DataLoader::worker_loop() {
     int64_t sequence;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      consumed_cv_.wait(lock, [&] { return stopping_ || next_to_produce_ < next_sequence_ + capacity_; });
+      consumed_cv_.wait(lock,
+                        [&] { return stopping_ || next_to_produce_ < next_sequence_ + capacity_; });
       if (stopping_) return;
       sequence = next_to_produce_++;
     }
@@ -90,8 +96,10 @@ void DataLoader::worker_loop() {
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (error) errors_[sequence] = error;
-      else ready_[sequence] = std::move(batch);
+      if (error)
+        errors_[sequence] = error;
+      else
+        ready_[sequence] = std::move(batch);
     }
     produced_cv_.notify_all();
   }

@@ -19,7 +19,7 @@ class Dataset {
  public:
   virtual ~Dataset() = default;
   virtual int64_t size() const = 0;
-  virtual std::vector<int64_t> image_shape() const = 0;  // [C, H, W]
+  virtual std::vector<int64_t> image_shape() const = 0;      // [C, H, W]
   virtual torch::Tensor get_image(int64_t index) const = 0;  // [C, H, W]
   virtual int64_t get_label(int64_t index) const { return -1; }
   virtual int64_t num_classes() const { return 0; }

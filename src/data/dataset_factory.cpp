@@ -30,7 +30,9 @@ class LimitedDataset : public Dataset {
   int64_t get_label(int64_t i) const override { return inner_->get_label(i); }
   int64_t num_classes() const override { return inner_->num_classes(); }
   std::vector<std::string> class_names() const override { return inner_->class_names(); }
-  std::string describe() const override { return fmt::format("{} (first {})", inner_->describe(), n_); }
+  std::string describe() const override {
+    return fmt::format("{} (first {})", inner_->describe(), n_);
+  }
   Batch get_batch(const std::vector<int64_t>& indices) const override {
     for (auto i : indices) check_index(i, "dataset::get_batch");
     return inner_->get_batch(indices);
@@ -53,11 +55,16 @@ DatasetSpec DatasetSpec::from_config(const Config& data) {
 }
 
 Json DatasetSpec::to_json() const {
-  return {{"root", root}, {"split", split}, {"image_size", image_size}, {"channels", channels}, {"limit", limit}};
+  return {{"root", root},
+          {"split", split},
+          {"image_size", image_size},
+          {"channels", channels},
+          {"limit", limit}};
 }
 
 DatasetPtr open_dataset(const DatasetSpec& spec) {
-  const std::string root = spec.root.empty() || spec.root == "fashion-mnist" ? kFashionMnistDir : spec.root;
+  const std::string root =
+      spec.root.empty() || spec.root == "fashion-mnist" ? kFashionMnistDir : spec.root;
   std::error_code ec;
   if (!std::filesystem::is_directory(root, ec))
     fail("dataset", "{}: no such directory (expected IDX files or a folder of images)", root);

@@ -7,11 +7,11 @@
 namespace lf {
 
 struct DatasetSpec {
-  std::string root;         // "" or "fashion-mnist" = Debian's Fashion-MNIST
+  std::string root;  // "" or "fashion-mnist" = Debian's Fashion-MNIST
   std::string split = "train";
-  int64_t image_size = 0;   // 0: native size (IDX) / 64 (folders)
-  int64_t channels = 0;     // folders: 0 -> 3
-  int64_t limit = 0;        // 0: all
+  int64_t image_size = 0;  // 0: native size (IDX) / 64 (folders)
+  int64_t channels = 0;    // folders: 0 -> 3
+  int64_t limit = 0;       // 0: all
 
   // Reads {root, split, image_size, channels, limit} from a config mapping (all optional).
   static DatasetSpec from_config(const Config& data);

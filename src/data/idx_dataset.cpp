@@ -32,7 +32,8 @@ class GzReader {
       if (n < 0) {
         int code = 0;
         const char* message = gzerror(file_, &code);
-        fail("idx::read", "{}: corrupt gzip stream: {}", path_, message ? message : "unknown error");
+        fail("idx::read", "{}: corrupt gzip stream: {}", path_,
+             message ? message : "unknown error");
       }
       if (n == 0) break;
       total += static_cast<size_t>(n);
@@ -59,7 +60,8 @@ class GzReader {
              size, old + got);
     }
     uint8_t extra;
-    if (read(&extra, 1) != 0) fail("idx::read", "{}: trailing data after the {} bytes the header promises", path_, size);
+    if (read(&extra, 1) != 0)
+      fail("idx::read", "{}: trailing data after the {} bytes the header promises", path_, size);
     return torch::from_blob(data.data(), shape, torch::kUInt8).clone();
   }
 
@@ -76,7 +78,8 @@ torch::Tensor read_idx_images(const std::string& path) {
   GzReader reader(path);
   const uint32_t magic = reader.read_u32_be("magic number");
   if (magic != 0x00000803)
-    fail("idx::read", "{}: magic {:#010x}: expected 0x00000803 (uint8 images, 3 dims)", path, magic);
+    fail("idx::read", "{}: magic {:#010x}: expected 0x00000803 (uint8 images, 3 dims)", path,
+         magic);
   const uint32_t n = reader.read_u32_be("image count");
   const uint32_t rows = reader.read_u32_be("row count");
   const uint32_t cols = reader.read_u32_be("column count");
@@ -116,9 +119,11 @@ IdxDataset::IdxDataset(IdxDatasetOptions options) {
   images_ = read_idx_images(image_path).unsqueeze(1);
   labels_ = read_idx_labels(label_path);
   if (images_.size(0) != labels_.size(0))
-    fail("idx::open", "{}: {} images but {} labels in {}", image_path, images_.size(0), labels_.size(0), label_path);
+    fail("idx::open", "{}: {} images but {} labels in {}", image_path, images_.size(0),
+         labels_.size(0), label_path);
   if (labels_.numel() > 0 && labels_.max().item<int64_t>() > 9)
-    fail("idx::open", "{}: label {} out of range [0, 10)", label_path, labels_.max().item<int64_t>());
+    fail("idx::open", "{}: label {} out of range [0, 10)", label_path,
+         labels_.max().item<int64_t>());
   if (options.limit > 0 && options.limit < images_.size(0)) {
     images_ = images_.narrow(0, 0, options.limit).clone();
     labels_ = labels_.narrow(0, 0, options.limit).clone();
@@ -135,8 +140,8 @@ IdxDataset::IdxDataset(IdxDatasetOptions options) {
                   .to(torch::kUInt8);
   }
   fashion_ = options.root.find("fashion") != std::string::npos;
-  name_ = fmt::format("{} ({} split, {} images {}x{})", options.root, options.split, images_.size(0),
-                      images_.size(2), images_.size(3));
+  name_ = fmt::format("{} ({} split, {} images {}x{})", options.root, options.split,
+                      images_.size(0), images_.size(2), images_.size(3));
 }
 
 IdxDataset::IdxDataset(torch::Tensor images_u8, torch::Tensor labels, std::string name)

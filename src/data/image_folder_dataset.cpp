@@ -13,17 +13,21 @@ namespace lf {
 
 ImageFolderDataset::ImageFolderDataset(ImageFolderOptions options) : options_(std::move(options)) {
   std::error_code ec;
-  if (!fs::is_directory(options_.root, ec)) fail("image_folder", "{}: no such directory", options_.root);
+  if (!fs::is_directory(options_.root, ec))
+    fail("image_folder", "{}: no such directory", options_.root);
   if (options_.image_size <= 0 || options_.image_size > 4096)
     fail("image_folder", "{}: image_size {}: expected 1..4096", options_.root, options_.image_size);
   if (options_.channels != 1 && options_.channels != 3)
     fail("image_folder", "{}: channels {}: expected 1 or 3", options_.root, options_.channels);
-  for (auto it = fs::recursive_directory_iterator(options_.root, fs::directory_options::follow_directory_symlink, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           options_.root, fs::directory_options::follow_directory_symlink, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) fail("image_folder", "{}: cannot list: {}", options_.root, ec.message());
-    if (it->is_regular_file(ec) && is_image_path(it->path().string())) files_.push_back(it->path().string());
+    if (it->is_regular_file(ec) && is_image_path(it->path().string()))
+      files_.push_back(it->path().string());
   }
-  if (files_.empty()) fail("image_folder", "{}: no images (.png, .jpg, .jpeg, .bmp) found", options_.root);
+  if (files_.empty())
+    fail("image_folder", "{}: no images (.png, .jpg, .jpeg, .bmp) found", options_.root);
   std::sort(files_.begin(), files_.end());
 
   // Classes: the first path component below the root, used only when every image has one.

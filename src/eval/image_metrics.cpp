@@ -8,8 +8,8 @@ namespace lf {
 namespace {
 void check_pair(const torch::Tensor& a, const torch::Tensor& b, const char* where) {
   if (a.dim() != 4 || a.sizes() != b.sizes())
-    fail(where, "expected two [N, C, H, W] tensors of one shape, got {} and {}", shape_str(a.sizes()),
-         shape_str(b.sizes()));
+    fail(where, "expected two [N, C, H, W] tensors of one shape, got {} and {}",
+         shape_str(a.sizes()), shape_str(b.sizes()));
 }
 
 torch::Tensor gaussian_window(int64_t size, double sigma, const torch::TensorOptions& options) {
@@ -35,7 +35,8 @@ torch::Tensor ssim_per_image(const torch::Tensor& a, const torch::Tensor& b) {
   check_pair(a, b, "metrics::ssim");
   constexpr int64_t kWindow = 11;
   if (a.size(2) < kWindow || a.size(3) < kWindow)
-    fail("metrics::ssim", "images of {}x{}: expected at least {}x{}", a.size(2), a.size(3), kWindow, kWindow);
+    fail("metrics::ssim", "images of {}x{}: expected at least {}x{}", a.size(2), a.size(3), kWindow,
+         kWindow);
   const auto x = ((a.to(torch::kFloat64) + 1) / 2).flatten(0, 1).unsqueeze(1);  // [N*C, 1, H, W]
   const auto y = ((b.to(torch::kFloat64) + 1) / 2).flatten(0, 1).unsqueeze(1);
   const auto w = gaussian_window(kWindow, 1.5, x.options()).view({1, 1, kWindow, kWindow});
@@ -50,7 +51,8 @@ torch::Tensor ssim_per_image(const torch::Tensor& a, const torch::Tensor& b) {
   return map.flatten(1).mean(1).view({a.size(0), a.size(1)}).mean(1);
 }
 
-void ImageMetricsAccumulator::add(const torch::Tensor& originals, const torch::Tensor& reconstructions) {
+void ImageMetricsAccumulator::add(const torch::Tensor& originals,
+                                  const torch::Tensor& reconstructions) {
   torch::NoGradGuard no_grad;
   const auto a = originals.detach().to(torch::kCPU), b = reconstructions.detach().to(torch::kCPU);
   sum_mse += mse_per_image(a, b).sum().item<double>();

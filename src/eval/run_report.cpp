@@ -11,7 +11,8 @@
 
 namespace lf {
 
-torch::Tensor comparison_grid_images(const torch::Tensor& originals, const torch::Tensor& reconstructions) {
+torch::Tensor comparison_grid_images(const torch::Tensor& originals,
+                                     const torch::Tensor& reconstructions) {
   return torch::cat({originals.to(torch::kCPU), reconstructions.to(torch::kCPU).clamp(-1, 1)}, 0);
 }
 
@@ -58,22 +59,26 @@ Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const 
   write_file_atomic(run_dir + "/metrics.json", metrics.dump(2) + "\n");
 
   const auto originals = first_images(test_data, 16).to(device);
-  save_grid(run_dir + "/reconstructions.png", comparison_grid_images(originals, model.reconstruct(originals)), 8);
+  save_grid(run_dir + "/reconstructions.png",
+            comparison_grid_images(originals, model.reconstruct(originals)), 8);
 
   if (std::filesystem::exists(run_dir + "/log.jsonl"))
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
 
   if (result.code_counts.defined()) {
     const auto counts = result.code_counts.to(torch::kFloat64);
-    std::vector<double> values(counts.data_ptr<double>(), counts.data_ptr<double>() + counts.numel());
+    std::vector<double> values(counts.data_ptr<double>(),
+                               counts.data_ptr<double>() + counts.numel());
     PlotOptions options;
-    options.title = fmt::format("code usage on {} images: {:.1f}% used, perplexity {:.1f} of {}", result.images,
-                                100 * result.code_usage, result.code_perplexity, counts.numel());
+    options.title =
+        fmt::format("code usage on {} images: {:.1f}% used, perplexity {:.1f} of {}", result.images,
+                    100 * result.code_usage, result.code_perplexity, counts.numel());
     options.x_label = "code index";
     options.y_label = "count";
     save_image(run_dir + "/codebook_usage.png", plot_bars(values, options));
   }
-  if (model.kind() == "vae") save_grid(run_dir + "/samples.png", model.sample(64).to(torch::kCPU).clamp(-1, 1), 8);
+  if (model.kind() == "vae")
+    save_grid(run_dir + "/samples.png", model.sample(64).to(torch::kCPU).clamp(-1, 1), 8);
   return metrics;
 }
 

@@ -14,6 +14,7 @@ Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const 
 void plot_training_curves(const std::string& log_path, const std::string& out_path);
 
 // originals [N,...] and reconstructions [N,...] -> one grid, originals in the upper rows
-torch::Tensor comparison_grid_images(const torch::Tensor& originals, const torch::Tensor& reconstructions);
+torch::Tensor comparison_grid_images(const torch::Tensor& originals,
+                                     const torch::Tensor& reconstructions);
 
 }  // namespace lf

@@ -20,7 +20,8 @@ std::string make_temp_path(const std::string& path) {
 }
 }  // namespace
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)), temp_path_(make_temp_path(path_)) {
+AtomicFile::AtomicFile(std::string path)
+    : path_(std::move(path)), temp_path_(make_temp_path(path_)) {
   file_ = std::fopen(temp_path_.c_str(), "wb");
   if (!file_) fail("AtomicFile", "cannot open {} for writing: {}", path_, std::strerror(errno));
 }
@@ -52,7 +53,8 @@ void write_file_atomic(const std::string& path, std::string_view content) {
   file.commit();
 }
 
-void write_via_temp(const std::string& path, const std::function<void(const std::string&)>& writer) {
+void write_via_temp(const std::string& path,
+                    const std::function<void(const std::string&)>& writer) {
   const std::string temp = make_temp_path(path);
   try {
     writer(temp);

@@ -75,7 +75,8 @@ Json yaml_to_json(const YAML::Node& node) {
 
 Config::Config(Json root, std::string source) : root_(std::move(root)), source_(std::move(source)) {
   if (root_.is_null()) root_ = Json::object();
-  if (!root_.is_object()) fail("config", "{}: expected a mapping at the top level, got {}", source_, root_.type_name());
+  if (!root_.is_object())
+    fail("config", "{}: expected a mapping at the top level, got {}", source_, root_.type_name());
 }
 
 Config Config::from_yaml_string(const std::string& text, const std::string& source) {
@@ -122,7 +123,8 @@ void Config::set(const std::string& dotted_key, const Json& value) {
     Json& child = (*node)[parts[i]];
     if (child.is_null()) child = Json::object();
     if (!child.is_object())
-      fail("config", "override '{}': '{}' is a {}, not a mapping", dotted_key, parts[i], child.type_name());
+      fail("config", "override '{}': '{}' is a {}, not a mapping", dotted_key, parts[i],
+           child.type_name());
     node = &child;
   }
   (*node)[parts.back()] = value;
@@ -153,10 +155,13 @@ const Json& Config::at(const std::string& dotted_key) const {
 Config Config::sub(const std::string& dotted_key) const {
   const Json& node = at(dotted_key);
   if (!node.is_object())
-    fail("config", "{}: key '{}': expected a mapping, got {}", source_, dotted_key, node.type_name());
+    fail("config", "{}: key '{}': expected a mapping, got {}", source_, dotted_key,
+         node.type_name());
   return Config(node, source_ + ":" + dotted_key);
 }
 
-void Config::save_json(const std::string& path) const { write_file_atomic(path, root_.dump(2) + "\n"); }
+void Config::save_json(const std::string& path) const {
+  write_file_atomic(path, root_.dump(2) + "\n");
+}
 
 }  // namespace lf

@@ -1,5 +1,6 @@
 // Configuration: YAML files (the format of taming-transformers and Stable Diffusion configs) held
-// as JSON, "a.b.c=value" overrides, typed lookups with clear errors, and the resolved config as JSON.
+// as JSON, "a.b.c=value" overrides, typed lookups with clear errors, and the resolved config as
+// JSON.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -55,11 +56,16 @@ class Config {
  private:
   template <typename T>
   static const char* type_name() {
-    if constexpr (std::is_same_v<T, bool>) return "a boolean";
-    else if constexpr (std::is_integral_v<T>) return "an integer";
-    else if constexpr (std::is_floating_point_v<T>) return "a number";
-    else if constexpr (std::is_same_v<T, std::string>) return "a string";
-    else return "a list or object of the right type";
+    if constexpr (std::is_same_v<T, bool>)
+      return "a boolean";
+    else if constexpr (std::is_integral_v<T>)
+      return "an integer";
+    else if constexpr (std::is_floating_point_v<T>)
+      return "a number";
+    else if constexpr (std::is_same_v<T, std::string>)
+      return "a string";
+    else
+      return "a list or object of the right type";
   }
 
   Json root_;

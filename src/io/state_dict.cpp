@@ -66,11 +66,13 @@ LoadReport load_module_state(torch::nn::Module& module, const TensorMap& state, 
 void save_module_safetensors(const torch::nn::Module& module, const std::string& path,
                              const std::map<std::string, std::string>& metadata) {
   TensorMap state;
-  for (const auto& [name, tensor] : module_state(module)) state[name] = tensor.to(torch::kCPU).contiguous();
+  for (const auto& [name, tensor] : module_state(module))
+    state[name] = tensor.to(torch::kCPU).contiguous();
   save_safetensors(path, state, metadata);
 }
 
-LoadReport load_module_safetensors(torch::nn::Module& module, const std::string& path, bool strict) {
+LoadReport load_module_safetensors(torch::nn::Module& module, const std::string& path,
+                                   bool strict) {
   return load_module_state(module, load_safetensors(path), strict, path);
 }
 

@@ -1,6 +1,6 @@
-// Module weights by name: collect parameters + buffers under their registered names (which equal the
-// reference checkpoint keys), load them back reporting missing/unexpected keys and refusing shape
-// mismatches, and read/write them as .safetensors.
+// Module weights by name: collect parameters + buffers under their registered names (which equal
+// the reference checkpoint keys), load them back reporting missing/unexpected keys and refusing
+// shape mismatches, and read/write them as .safetensors.
 #pragma once
 
 #include <torch/torch.h>
@@ -29,6 +29,7 @@ LoadReport load_module_state(torch::nn::Module& module, const TensorMap& state, 
 
 void save_module_safetensors(const torch::nn::Module& module, const std::string& path,
                              const std::map<std::string, std::string>& metadata = {});
-LoadReport load_module_safetensors(torch::nn::Module& module, const std::string& path, bool strict = true);
+LoadReport load_module_safetensors(torch::nn::Module& module, const std::string& path,
+                                   bool strict = true);
 
 }  // namespace lf

@@ -43,7 +43,8 @@ void write_images(const std::string& path, const torch::Tensor& images, int64_t 
   if (images.dim() != 4)
     fail("write_images", "{}: expected [N, C, H, W], got {}", path, shape_str(images.sizes()));
   if (is_safetensors_path(path)) {
-    save_safetensors(path, {{kImagesKey, images.detach().to(torch::kCPU, torch::kFloat32).contiguous()}});
+    save_safetensors(path,
+                     {{kImagesKey, images.detach().to(torch::kCPU, torch::kFloat32).contiguous()}});
   } else if (images.size(0) == 1) {
     save_image(path, images[0]);
   } else {

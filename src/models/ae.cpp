@@ -8,7 +8,9 @@
 namespace lf {
 namespace {
 
-torch::Tensor act(const torch::Tensor& x, bool silu) { return silu ? torch::silu(x) : torch::relu(x); }
+torch::Tensor act(const torch::Tensor& x, bool silu) {
+  return silu ? torch::silu(x) : torch::relu(x);
+}
 
 }  // namespace
 
@@ -17,7 +19,8 @@ torch::Tensor act(const torch::Tensor& x, bool silu) { return silu ? torch::silu
 ResidualBlockImpl::ResidualBlockImpl(int64_t channels, bool silu) : silu_(silu) {
   conv1 = register_module(
       "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
-  conv2 = register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 1)));
+  conv2 =
+      register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 1)));
 }
 
 // x: [N, C, H, W] -> [N, C, H, W]
@@ -40,7 +43,8 @@ ConvEncoderImpl::ConvEncoderImpl(int64_t in_channels, const std::vector<int64_t>
     res_blocks_.emplace_back(prev, silu);
     res->push_back(res_blocks_.back());
   }
-  conv_out = register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(prev, out_channels, 1)));
+  conv_out = register_module("conv_out",
+                             torch::nn::Conv2d(torch::nn::Conv2dOptions(prev, out_channels, 1)));
 }
 
 // x: [N, in, H, W] -> [N, out, H/f, W/f]
@@ -56,7 +60,8 @@ ConvDecoderImpl::ConvDecoderImpl(int64_t in_channels, const std::vector<int64_t>
     : silu_(silu) {
   const int64_t n = static_cast<int64_t>(hidden.size());
   conv_in = register_module(
-      "conv_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, hidden.back(), 3).padding(1)));
+      "conv_in",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, hidden.back(), 3).padding(1)));
   res = register_module("res", torch::nn::ModuleList());
   up = register_module("up", torch::nn::ModuleList());
   for (int64_t i = 0; i < num_res_blocks; ++i) {
@@ -65,11 +70,13 @@ ConvDecoderImpl::ConvDecoderImpl(int64_t in_channels, const std::vector<int64_t>
   }
   for (int64_t i = n - 1; i >= 0; --i) {
     const int64_t out = hidden[std::max<int64_t>(i - 1, 0)];
-    up_convs_.emplace_back(torch::nn::ConvTranspose2dOptions(hidden[i], out, 4).stride(2).padding(1));
+    up_convs_.emplace_back(
+        torch::nn::ConvTranspose2dOptions(hidden[i], out, 4).stride(2).padding(1));
     up->push_back(up_convs_.back());
   }
   conv_out = register_module(
-      "conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(hidden.front(), out_channels, 3).padding(1)));
+      "conv_out",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(hidden.front(), out_channels, 3).padding(1)));
 }
 
 // z: [N, in, h, w] -> [N, out, h*f, w*f]
@@ -114,8 +121,10 @@ void check_hidden(const std::vector<int64_t>& hidden, const char* where) {
     if (h <= 0) fail(where, "hidden: expected positive channel counts, got {}", shape_str(hidden));
 }
 
-OptionReader::OptionReader(const Json& json, std::string where) : json_(json), where_(std::move(where)) {
-  if (!json_.is_object()) fail(where_.c_str(), "expected an object of options, got {}", json_.dump());
+OptionReader::OptionReader(const Json& json, std::string where)
+    : json_(json), where_(std::move(where)) {
+  if (!json_.is_object())
+    fail(where_.c_str(), "expected an object of options, got {}", json_.dump());
 }
 
 const Json* OptionReader::take(const char* key) {
@@ -152,12 +161,14 @@ void from_json(const Json& json, AEOptions& o) {
 
 AEOptions ae_preset(const std::string& name) {
   if (name == "fashion") return AEOptions();  // 1x28x28 -> 4x7x7 (196 values, 4x fewer)
-  if (name == "face64")  // 3x64x64 -> 8x8x8 (512 values, 24x fewer)
+  if (name == "face64")                       // 3x64x64 -> 8x8x8 (512 values, 24x fewer)
     return AEOptions().in_channels(3).hidden({32, 64, 128}).latent_channels(8);
   fail("ae_preset", "unknown preset '{}' (known: {})", name, fmt::join(ae_preset_names(), ", "));
 }
 
-std::vector<std::string> ae_preset_names() { return {"fashion", "face64"}; }
+std::vector<std::string> ae_preset_names() {
+  return {"fashion", "face64"};
+}
 
 AEImpl::AEImpl(AEOptions options) : options_(std::move(options)) {
   const auto& o = options_;
@@ -171,8 +182,8 @@ AEImpl::AEImpl(AEOptions options) : options_(std::move(options)) {
   const bool silu = o.activation() == "silu";
   encoder = register_module("encoder", ConvEncoder(o.in_channels(), o.hidden(), o.num_res_blocks(),
                                                    o.latent_channels(), silu));
-  decoder = register_module("decoder", ConvDecoder(o.latent_channels(), o.hidden(), o.num_res_blocks(),
-                                                   o.in_channels(), silu));
+  decoder = register_module("decoder", ConvDecoder(o.latent_channels(), o.hidden(),
+                                                   o.num_res_blocks(), o.in_channels(), silu));
 }
 
 TrainOutput AEImpl::train_step(const torch::Tensor& x) {
@@ -194,11 +205,14 @@ TensorMap AEImpl::encode(const torch::Tensor& x) {
 // "latents" [N, latent, h, w] -> [N, C, h*f, w*f]
 torch::Tensor AEImpl::decode(const TensorMap& code) {
   const auto it = code.find("latents");
-  if (it == code.end()) fail("ae::decode", "expected a \"latents\" entry [N, {}, h, w]", options_.latent_channels());
+  if (it == code.end())
+    fail("ae::decode", "expected a \"latents\" entry [N, {}, h, w]", options_.latent_channels());
   check_image(it->second, options_.latent_channels(), 1, "ae::decode");
   return output_activation(decoder(it->second), options_.output_activation());
 }
 
-Json AEImpl::options_json() const { return Json(options_); }
+Json AEImpl::options_json() const {
+  return Json(options_);
+}
 
 }  // namespace lf

@@ -46,7 +46,8 @@ class ConvEncoderImpl : public torch::nn::Module {
 TORCH_MODULE(ConvEncoder);
 
 // Mirror of ConvEncoder: 3x3 conv in, residual blocks, stride-2 4x4 transposed convs back through
-// `hidden` (given in encoder order), 3x3 conv to out_channels. z: [N, in, h, w] -> [N, out, h*f, w*f]
+// `hidden` (given in encoder order), 3x3 conv to out_channels. z: [N, in, h, w] -> [N, out, h*f,
+// w*f]
 class ConvDecoderImpl : public torch::nn::Module {
  public:
   ConvDecoderImpl(int64_t in_channels, const std::vector<int64_t>& hidden, int64_t num_res_blocks,
@@ -54,7 +55,8 @@ class ConvDecoderImpl : public torch::nn::Module {
   torch::Tensor forward(torch::Tensor z);
 
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
-  torch::nn::ModuleList res{nullptr}, up{nullptr};  // "res.i": ResidualBlock, "up.i": ConvTranspose2d
+  torch::nn::ModuleList res{nullptr},
+      up{nullptr};  // "res.i": ResidualBlock, "up.i": ConvTranspose2d
 
  private:
   std::vector<ResidualBlock> res_blocks_;
@@ -108,12 +110,14 @@ class OptionReader {
 
 struct AEOptions {
   TORCH_ARG(int64_t, in_channels) = 1;
-  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{32, 64};  // one stride-2 stage each
+  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{32,
+                                                                 64};  // one stride-2 stage each
   TORCH_ARG(int64_t, num_res_blocks) = 2;   // residual blocks at the bottom of encoder and decoder
   TORCH_ARG(int64_t, latent_channels) = 4;  // channels of the latent feature map
   TORCH_ARG(std::string, loss) = "l2";      // "l2" | "l1"
-  TORCH_ARG(std::string, activation) = "relu";         // "relu" | "silu"
-  TORCH_ARG(std::string, output_activation) = "none";  // "none" | "tanh" | "relu" (data is in [-1, 1])
+  TORCH_ARG(std::string, activation) = "relu";  // "relu" | "silu"
+  TORCH_ARG(std::string,
+            output_activation) = "none";  // "none" | "tanh" | "relu" (data is in [-1, 1])
 };
 void to_json(Json& json, const AEOptions& options);
 void from_json(const Json& json, AEOptions& options);  // present keys only; unknown keys throw
@@ -128,8 +132,8 @@ class AEImpl : public AutoencoderImpl {
 
   std::string kind() const override { return "ae"; }
   TrainOutput train_step(const torch::Tensor& x) override;
-  TensorMap encode(const torch::Tensor& x) override;          // {"latents": [N, latent, H/f, W/f]}
-  torch::Tensor decode(const TensorMap& code) override;       // "latents" -> [N, C, H, W]
+  TensorMap encode(const torch::Tensor& x) override;     // {"latents": [N, latent, H/f, W/f]}
+  torch::Tensor decode(const TensorMap& code) override;  // "latents" -> [N, C, H, W]
   Json options_json() const override;
 
   int64_t factor() const { return int64_t{1} << options_.hidden().size(); }

@@ -15,9 +15,10 @@ namespace lf {
 using TensorMap = std::map<std::string, torch::Tensor>;
 
 struct TrainOutput {
-  torch::Tensor loss;                // scalar to minimise
-  torch::Tensor reconstruction;      // [N, C, H, W]
-  std::map<std::string, double> logs;  // every loss term and statistic: "loss_rec", "loss_kl", "vq_perplexity", ...
+  torch::Tensor loss;            // scalar to minimise
+  torch::Tensor reconstruction;  // [N, C, H, W]
+  std::map<std::string, double>
+      logs;  // every loss term and statistic: "loss_rec", "loss_kl", "vq_perplexity", ...
 };
 
 class AutoencoderImpl : public torch::nn::Module {
@@ -27,7 +28,8 @@ class AutoencoderImpl : public torch::nn::Module {
   virtual std::string kind() const = 0;  // "ae", "vae", "vqvae"
   // x: [N, C, H, W] in [-1, 1]; computes the training loss (training-mode side effects allowed).
   virtual TrainOutput train_step(const torch::Tensor& x) = 0;
-  // Deterministic encode: AE {"latents"}; VAE {"mean", "logvar"}; VQ {"indices" [N,h,w] int64, "latents"}.
+  // Deterministic encode: AE {"latents"}; VAE {"mean", "logvar"}; VQ {"indices" [N,h,w] int64,
+  // "latents"}.
   virtual TensorMap encode(const torch::Tensor& x) = 0;
   // Inverse of encode: takes "latents" (AE, VAE: mean is accepted too) or "indices" (VQ).
   virtual torch::Tensor decode(const TensorMap& code) = 0;

@@ -47,23 +47,28 @@ VAEOptions vae_preset(const std::string& name) {
   // MSE over 784 pixels in [-1, 1] equals "summed MSE on [0, 1] + 0.49 KL": blurry but well-formed
   // garments from the prior, the usual trade-off of small VAEs.
   if (name == "fashion")
-    return VAEOptions().in_channels(1).image_size(28).hidden({32, 64}).latent_dim(16).kl_weight(0.0025);
+    return VAEOptions().in_channels(1).image_size(28).hidden({32, 64}).latent_dim(16).kl_weight(
+        0.0025);
   fail("vae_preset", "unknown preset '{}' (known: {})", name, fmt::join(vae_preset_names(), ", "));
 }
 
-std::vector<std::string> vae_preset_names() { return {"face64", "fashion"}; }
+std::vector<std::string> vae_preset_names() {
+  return {"face64", "fashion"};
+}
 
-SeedUpBlockImpl::SeedUpBlockImpl(int64_t in_channels, int64_t out_channels, int64_t image_channels) {
-  up = register_module("0", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(
-                                                            in_channels, out_channels, 3)
-                                                            .stride(2)
-                                                            .padding(1)
-                                                            .output_padding(1)));
+SeedUpBlockImpl::SeedUpBlockImpl(int64_t in_channels, int64_t out_channels,
+                                 int64_t image_channels) {
+  up = register_module("0", torch::nn::ConvTranspose2d(
+                                torch::nn::ConvTranspose2dOptions(in_channels, out_channels, 3)
+                                    .stride(2)
+                                    .padding(1)
+                                    .output_padding(1)));
   norm = register_module("1", torch::nn::BatchNorm2d(out_channels));
   // "2" is the ReLU in the seed's nn.Sequential.
   if (image_channels > 0)
     conv_out = register_module(
-        "3", torch::nn::Conv2d(torch::nn::Conv2dOptions(out_channels, image_channels, 3).padding(1)));
+        "3",
+        torch::nn::Conv2d(torch::nn::Conv2dOptions(out_channels, image_channels, 3).padding(1)));
 }
 
 // x: [N, in, h, w] -> [N, out, 2h, 2w] (or [N, image_channels, 2h, 2w] for the last stage)
@@ -81,9 +86,10 @@ VAEImpl::VAEImpl(VAEOptions options) : options_(std::move(options)) {
   check_choice(o.output_activation(), {"none", "relu", "tanh"}, "vae", "output_activation");
   if (o.in_channels() <= 0 || o.latent_dim() <= 0 || o.latent_channels() <= 0 ||
       o.num_res_blocks() < 0 || o.kl_weight() < 0)
-    fail("vae", "expected positive in_channels, latent_dim, latent_channels and non-negative "
-         "num_res_blocks, kl_weight, got {}, {}, {}, {}, {}", o.in_channels(), o.latent_dim(),
-         o.latent_channels(), o.num_res_blocks(), o.kl_weight());
+    fail("vae",
+         "expected positive in_channels, latent_dim, latent_channels and non-negative "
+         "num_res_blocks, kl_weight, got {}, {}, {}, {}, {}",
+         o.in_channels(), o.latent_dim(), o.latent_channels(), o.num_res_blocks(), o.kl_weight());
   if (o.image_size() <= 0 || o.image_size() % factor() != 0)
     fail("vae", "image_size: expected a positive multiple of {} (2^{} stride-2 stages), got {}",
          factor(), o.hidden().size(), o.image_size());
@@ -92,25 +98,29 @@ VAEImpl::VAEImpl(VAEOptions options) : options_(std::move(options)) {
   if (spatial()) {
     const bool silu = o.activation() == "silu";
     spatial_encoder = register_module(
-        "encoder", ConvEncoder(o.in_channels(), hidden, o.num_res_blocks(), 2 * o.latent_channels(), silu));
+        "encoder",
+        ConvEncoder(o.in_channels(), hidden, o.num_res_blocks(), 2 * o.latent_channels(), silu));
     spatial_decoder = register_module(
-        "decoder", ConvDecoder(o.latent_channels(), hidden, o.num_res_blocks(), o.in_channels(), silu));
+        "decoder",
+        ConvDecoder(o.latent_channels(), hidden, o.num_res_blocks(), o.in_channels(), silu));
     return;
   }
   // The seed: stride-2 Conv(3x3)+BN+ReLU per hidden size, flattened to two linear heads.
-  encoder = register_module("encoder", torch::nn::Sequential());
+  encoder = register_module("encoder", torch::nn::ModuleList());
   int64_t prev = o.in_channels();
   for (int64_t h : hidden) {
-    encoder->push_back(torch::nn::Sequential(
+    encoder_blocks_.push_back(torch::nn::Sequential(
         torch::nn::Conv2d(torch::nn::Conv2dOptions(prev, h, 3).stride(2).padding(1)),
         torch::nn::BatchNorm2d(h), torch::nn::ReLU()));
+    encoder->push_back(encoder_blocks_.back());
     prev = h;
   }
   const int64_t side = o.image_size() / factor();
   const int64_t flat = prev * side * side;
   mean_linear = register_module("mean_linear", torch::nn::Linear(flat, o.latent_dim()));
   var_linear = register_module("var_linear", torch::nn::Linear(flat, o.latent_dim()));
-  decoder_projection = register_module("decoder_projection", torch::nn::Linear(o.latent_dim(), flat));
+  decoder_projection =
+      register_module("decoder_projection", torch::nn::Linear(o.latent_dim(), flat));
   decoder = register_module("decoder", torch::nn::ModuleList());
   const int64_t n = static_cast<int64_t>(hidden.size());
   for (int64_t i = n - 1; i > 0; --i) decoder_blocks_.emplace_back(hidden[i], hidden[i - 1], 0);
@@ -127,7 +137,8 @@ std::vector<int64_t> VAEImpl::latent_shape() const {
 }
 
 // x: [N, C, H, W] -> mean, logvar: [N, D] (conv) or [N, z, H/f, W/f] (spatial)
-std::pair<torch::Tensor, torch::Tensor> VAEImpl::encode_stats(const torch::Tensor& x, const char* where) {
+std::pair<torch::Tensor, torch::Tensor> VAEImpl::encode_stats(const torch::Tensor& x,
+                                                              const char* where) {
   check_image(x, options_.in_channels(), factor(), where);
   if (spatial()) {
     auto stats = spatial_encoder(x).chunk(2, 1);
@@ -135,9 +146,11 @@ std::pair<torch::Tensor, torch::Tensor> VAEImpl::encode_stats(const torch::Tenso
   }
   const int64_t s = options_.image_size();
   if (x.size(2) != s || x.size(3) != s)
-    fail(where, "the conv VAE takes {}x{} images only (its linear heads fix the size), got {}", s, s,
-         shape_str(x.sizes()));
-  const auto h = encoder->forward(x).flatten(1);  // [N, C_last * s/f * s/f]
+    fail(where, "the conv VAE takes {}x{} images only (its linear heads fix the size), got {}", s,
+         s, shape_str(x.sizes()));
+  auto h = x;
+  for (auto& block : encoder_blocks_) h = block->forward(h);
+  h = h.flatten(1);  // [N, C_last * s/f * s/f]
   return {mean_linear(h), var_linear(h)};
 }
 
@@ -149,7 +162,8 @@ torch::Tensor VAEImpl::decode_latents(const torch::Tensor& z) {
     x = spatial_decoder(z);
   } else {
     if (z.dim() != 2 || z.size(1) != options_.latent_dim())
-      fail("vae::decode", "expected latents [N, {}], got {}", options_.latent_dim(), shape_str(z.sizes()));
+      fail("vae::decode", "expected latents [N, {}], got {}", options_.latent_dim(),
+           shape_str(z.sizes()));
     const int64_t side = options_.image_size() / factor();
     x = decoder_projection(z).view({z.size(0), options_.hidden().back(), side, side});
     for (auto& block : decoder_blocks_) x = block(x);
@@ -188,12 +202,14 @@ torch::Tensor VAEImpl::sample(int64_t n) {
   torch::NoGradGuard no_grad;
   std::vector<int64_t> shape = latent_shape();
   shape.insert(shape.begin(), n);
-  const auto& weight = parameters().front();
-  return decode_latents(torch::randn(shape, weight.options()));
+  const auto options = parameters().front().options();  // the module's device and dtype
+  return decode_latents(torch::randn(shape, options));
 }
 
-torch::Tensor VAEImpl::interpolate(const torch::Tensor& x_a, const torch::Tensor& x_b, int64_t steps) {
-  if (!x_a.defined() || !x_b.defined() || x_a.dim() != 4 || x_a.size(0) != 1 || x_a.sizes() != x_b.sizes())
+torch::Tensor VAEImpl::interpolate(const torch::Tensor& x_a, const torch::Tensor& x_b,
+                                   int64_t steps) {
+  if (!x_a.defined() || !x_b.defined() || x_a.dim() != 4 || x_a.size(0) != 1 ||
+      x_a.sizes() != x_b.sizes())
     fail("vae::interpolate", "expected two images [1, C, H, W] of one shape, got {} and {}",
          x_a.defined() ? shape_str(x_a.sizes()) : "undefined",
          x_b.defined() ? shape_str(x_b.sizes()) : "undefined");
@@ -206,6 +222,8 @@ torch::Tensor VAEImpl::interpolate(const torch::Tensor& x_a, const torch::Tensor
   return decode_latents(mean.slice(0, 0, 1) * (1 - t) + mean.slice(0, 1, 2) * t);
 }
 
-Json VAEImpl::options_json() const { return Json(options_); }
+Json VAEImpl::options_json() const {
+  return Json(options_);
+}
 
 }  // namespace lf

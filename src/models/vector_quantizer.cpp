@@ -25,6 +25,26 @@ torch::Tensor random_rows(int64_t m, int64_t n, const torch::Device& device) {
   return m >= n ? torch::randperm(m, opts).narrow(0, 0, n) : torch::randint(m, {n}, opts);
 }
 
+// k-means++ seeding: each next centre is a row drawn with probability proportional to its squared
+// distance to the nearest centre so far. Random rows alone often put two centres in one cluster.
+// x: [M, D'] -> [K, D']; with M <= K, random rows (with replacement when M < K).
+torch::Tensor kmeans_pp_seeds(const torch::Tensor& x, int64_t k) {
+  const int64_t m = x.size(0);
+  if (m <= k) return x.index_select(0, random_rows(m, k, x.device()));
+  auto centres = torch::empty({k, x.size(1)}, x.options());
+  auto x_sq = x.pow(2).sum(1);                                                       // [M]
+  auto min_dist = torch::full({m}, std::numeric_limits<float>::max(), x.options());  // [M]
+  auto pick = torch::randint(m, {1}, x.options().dtype(torch::kLong));
+  for (int64_t i = 0; i < k; ++i) {
+    if (i > 0) pick = torch::multinomial(min_dist.clamp_min(1e-30), 1);  // all zero: uniform
+    auto c = x.index_select(0, pick).squeeze(0);                         // [D']
+    centres[i].copy_(c);
+    auto dist = torch::addmv(x_sq + c.dot(c), x, c, /*beta=*/1, /*alpha=*/-2).clamp_min_(0);
+    torch::minimum_out(min_dist, min_dist, dist);
+  }
+  return centres;
+}
+
 }  // namespace
 
 VectorQuantizerImpl::VectorQuantizerImpl(VectorQuantizerOptions options)
@@ -104,8 +124,7 @@ torch::Tensor VectorQuantizerImpl::nearest(const torch::Tensor& z_flat) {
 void VectorQuantizerImpl::init_from_kmeans(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   const int64_t k = options_.num_codes();
-  // Lloyd's algorithm from k random rows (with replacement when the batch has fewer than k).
-  auto centres = x.index_select(0, random_rows(x.size(0), k, x.device()));  // [K, D']
+  auto centres = kmeans_pp_seeds(x, k);  // [K, D']; then Lloyd's algorithm
   for (int64_t it = 0; it < options_.kmeans_iters(); ++it) {
     auto assign = nearest_in(x, centres);                              // [M]
     auto counts = torch::bincount(assign, {}, k).to(x.scalar_type());  // [K]

@@ -29,9 +29,11 @@ void quantizer_options_from_json(const Json& json, VectorQuantizerOptions& o) {
   OptionReader read(json, "quantizer options");
   read("num_codes", o.num_codes())("code_dim", o.code_dim())("beta", o.beta());
   read("legacy_beta", o.legacy_beta())("use_ema", o.use_ema())("ema_decay", o.ema_decay());
-  read("ema_epsilon", o.ema_epsilon())("kmeans_init", o.kmeans_init())("kmeans_iters", o.kmeans_iters());
+  read("ema_epsilon", o.ema_epsilon())("kmeans_init", o.kmeans_init())("kmeans_iters",
+                                                                       o.kmeans_iters());
   read("dead_code_restart", o.dead_code_restart())("dead_code_threshold", o.dead_code_threshold());
-  read("usage_decay", o.usage_decay())("l2_normalize", o.l2_normalize())("lookup_dim", o.lookup_dim());
+  read("usage_decay", o.usage_decay())("l2_normalize", o.l2_normalize())("lookup_dim",
+                                                                         o.lookup_dim());
   read("chunk_size", o.chunk_size());
   read.finish();
 }
@@ -52,7 +54,8 @@ void from_json(const Json& json, VQVAEOptions& o) {
   read("in_channels", o.in_channels())("hidden", o.hidden())("num_res_blocks", o.num_res_blocks());
   read("activation", o.activation())("loss", o.loss())("output_activation", o.output_activation());
   read("codebook_init_offset", o.codebook_init_offset());
-  if (const Json* quantizer = read.take("quantizer")) quantizer_options_from_json(*quantizer, o.quantizer());
+  if (const Json* quantizer = read.take("quantizer"))
+    quantizer_options_from_json(*quantizer, o.quantizer());
   read.finish();
 }
 
@@ -67,10 +70,13 @@ VQVAEOptions vqvae_preset(const std::string& name) {
     o.quantizer().num_codes(512).kmeans_init(false).dead_code_restart(false);
     return o;
   }
-  fail("vqvae_preset", "unknown preset '{}' (known: {})", name, fmt::join(vqvae_preset_names(), ", "));
+  fail("vqvae_preset", "unknown preset '{}' (known: {})", name,
+       fmt::join(vqvae_preset_names(), ", "));
 }
 
-std::vector<std::string> vqvae_preset_names() { return {"fashion", "fashion_collapse"}; }
+std::vector<std::string> vqvae_preset_names() {
+  return {"fashion", "fashion_collapse"};
+}
 
 VQVAEImpl::VQVAEImpl(VQVAEOptions options) : options_(std::move(options)) {
   const auto& o = options_;
@@ -80,9 +86,10 @@ VQVAEImpl::VQVAEImpl(VQVAEOptions options) : options_(std::move(options)) {
   check_choice(o.output_activation(), {"none", "tanh", "relu"}, "vqvae", "output_activation");
   const auto& q = o.quantizer();
   if (o.in_channels() <= 0 || o.num_res_blocks() < 0 || q.num_codes() <= 0 || q.code_dim() <= 0)
-    fail("vqvae", "expected in_channels > 0, num_res_blocks >= 0, quantizer.num_codes > 0, "
-         "quantizer.code_dim > 0, got {}, {}, {}, {}", o.in_channels(), o.num_res_blocks(),
-         q.num_codes(), q.code_dim());
+    fail("vqvae",
+         "expected in_channels > 0, num_res_blocks >= 0, quantizer.num_codes > 0, "
+         "quantizer.code_dim > 0, got {}, {}, {}, {}",
+         o.in_channels(), o.num_res_blocks(), q.num_codes(), q.code_dim());
   const bool silu = o.activation() == "silu";
   encoder = register_module(
       "encoder", ConvEncoder(o.in_channels(), o.hidden(), o.num_res_blocks(), q.code_dim(), silu));
@@ -137,24 +144,19 @@ torch::Tensor VQVAEImpl::decode(const TensorMap& code) {
   const int64_t dim = options_.quantizer().code_dim();
   torch::Tensor z_q;
   if (const auto it = code.find("indices"); it != code.end()) {
-    const auto& indices = it->second;
-    if (indices.dim() != 3 || indices.scalar_type() != torch::kLong)
-      fail("vqvae::decode", "expected indices [N, h, w] of int64, got {} of {}", shape_str(indices.sizes()),
-           c10::toString(indices.scalar_type()));
-    const int64_t k = options_.quantizer().num_codes();
-    if (indices.numel() > 0 && (indices.min().item<int64_t>() < 0 || indices.max().item<int64_t>() >= k))
-      fail("vqvae::decode", "indices out of range: expected values in [0, {}), got [{}, {}]", k,
-           indices.min().item<int64_t>(), indices.max().item<int64_t>());
-    z_q = quantize->lookup(indices);
+    z_q = quantize->lookup(it->second);  // checks dtype, shape and range
   } else if (const auto jt = code.find("latents"); jt != code.end()) {
     check_image(jt->second, dim, 1, "vqvae::decode");
     z_q = jt->second;
   } else {
-    fail("vqvae::decode", "expected an \"indices\" [N, h, w] or \"latents\" [N, {}, h, w] entry", dim);
+    fail("vqvae::decode", "expected an \"indices\" [N, h, w] or \"latents\" [N, {}, h, w] entry",
+         dim);
   }
   return output_activation(decoder(z_q), options_.output_activation());
 }
 
-Json VQVAEImpl::options_json() const { return Json(options_); }
+Json VQVAEImpl::options_json() const {
+  return Json(options_);
+}
 
 }  // namespace lf

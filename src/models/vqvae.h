@@ -15,17 +15,19 @@ namespace lf {
 
 // JSON of the quantizer options (the nested "quantizer" object of VQ-VAE and VQGAN configs).
 Json quantizer_options_to_json(const VectorQuantizerOptions& options);
-void quantizer_options_from_json(const Json& json, VectorQuantizerOptions& options);  // present keys
+void quantizer_options_from_json(const Json& json,
+                                 VectorQuantizerOptions& options);  // present keys
 
 struct VQVAEOptions {
   TORCH_ARG(int64_t, in_channels) = 1;
-  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{64, 128};  // one stride-2 stage each
+  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{64,
+                                                                 128};  // one stride-2 stage each
   TORCH_ARG(int64_t, num_res_blocks) = 2;
-  TORCH_ARG(std::string, activation) = "relu";  // "relu" | "silu"
-  TORCH_ARG(std::string, loss) = "l2";          // "l2" | "l1"
+  TORCH_ARG(std::string, activation) = "relu";         // "relu" | "silu"
+  TORCH_ARG(std::string, loss) = "l2";                 // "l2" | "l1"
   TORCH_ARG(std::string, output_activation) = "none";  // "none" | "tanh" | "relu"
-  TORCH_ARG(VectorQuantizerOptions, quantizer) =
-      VectorQuantizerOptions(256, 32).kmeans_init(true).dead_code_restart(true);
+  TORCH_ARG(VectorQuantizerOptions,
+            quantizer) = VectorQuantizerOptions(256, 32).kmeans_init(true).dead_code_restart(true);
   // Added to the initial codebook: codes far from every encoder output, so one code wins all
   // lookups and the others never move (the collapse demonstration). 0 in normal use.
   TORCH_ARG(double, codebook_init_offset) = 0.0;
@@ -54,7 +56,7 @@ class VQVAEImpl : public AutoencoderImpl {
   int64_t factor() const { return int64_t{1} << options_.hidden().size(); }
   const VQVAEOptions& options() const { return options_; }
 
-  ConvEncoder encoder{nullptr};  // ends in the 1x1 conv to code_dim
+  ConvEncoder encoder{nullptr};       // ends in the 1x1 conv to code_dim
   VectorQuantizer quantize{nullptr};  // "quantize.embedding.weight": taming's key
   ConvDecoder decoder{nullptr};
 

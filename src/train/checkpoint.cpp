@@ -12,7 +12,9 @@ namespace fs = std::filesystem;
 
 namespace lf {
 
-std::string checkpoint_name(int64_t step) { return fmt::format("step_{:07d}", step); }
+std::string checkpoint_name(int64_t step) {
+  return fmt::format("step_{:07d}", step);
+}
 
 std::string latest_checkpoint(const std::string& run_dir) {
   const std::string pointer = run_dir + "/checkpoints/latest";
@@ -42,20 +44,27 @@ LoadedModel load_model(const std::string& path, torch::Device device, bool use_e
     } else {
       dir = latest_checkpoint(path);
       if (dir.empty())
-        fail("load_model", "{}: no model.safetensors and no checkpoint (expected a run or checkpoint folder)", path);
+        fail("load_model",
+             "{}: no model.safetensors and no checkpoint (expected a run or checkpoint folder)",
+             path);
     }
     weights = dir + "/model.safetensors";
-    if (use_ema && fs::is_regular_file(dir + "/ema.safetensors", ec)) weights = dir + "/ema.safetensors";
+    if (use_ema && fs::is_regular_file(dir + "/ema.safetensors", ec))
+      weights = dir + "/ema.safetensors";
   } else if (fs::is_regular_file(path, ec)) {
     dir = fs::path(path).parent_path().string();
     if (dir.empty()) dir = ".";
     weights = path;
   } else {
-    fail("load_model", "{}: no such file or folder (expected a run folder, a checkpoint folder or a .safetensors file)", path);
+    fail("load_model",
+         "{}: no such file or folder (expected a run folder, a checkpoint folder or a .safetensors "
+         "file)",
+         path);
   }
   const std::string config_path = dir + "/config.json";
   if (!fs::is_regular_file(config_path, ec))
-    fail("load_model", "{}: no config.json beside the weights (it says which model they belong to)", dir);
+    fail("load_model", "{}: no config.json beside the weights (it says which model they belong to)",
+         dir);
   LoadedModel loaded{nullptr, Config::from_yaml_file(config_path), weights};
   loaded.model = make_model(loaded.config.sub("model"));
   load_module_safetensors(*loaded.model, weights, /*strict=*/true);

@@ -14,9 +14,9 @@
 namespace lf {
 
 struct TrainingState {
-  int64_t step = 0;         // optimizer steps done
-  LoaderPosition data;      // position of the next batch
-  torch::Tensor rng_cpu;    // torch's default CPU generator state
+  int64_t step = 0;       // optimizer steps done
+  LoaderPosition data;    // position of the next batch
+  torch::Tensor rng_cpu;  // torch's default CPU generator state
 };
 
 std::string checkpoint_name(int64_t step);  // "step_0000500"

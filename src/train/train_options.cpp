@@ -37,7 +37,8 @@ TrainOptions TrainOptions::from_config(const Config& train) {
   if (o.schedule != "cosine" && o.schedule != "constant")
     fail("train", "schedule '{}': expected cosine or constant", o.schedule);
   if (o.lr <= 0) fail("train", "lr {}: expected > 0", o.lr);
-  if (o.ema_decay < 0 || o.ema_decay >= 1) fail("train", "ema_decay {}: expected 0 (off) or in (0, 1)", o.ema_decay);
+  if (o.ema_decay < 0 || o.ema_decay >= 1)
+    fail("train", "ema_decay {}: expected 0 (off) or in (0, 1)", o.ema_decay);
   if (o.log_every <= 0) fail("train", "log_every {}: expected > 0", o.log_every);
   return o;
 }
@@ -61,7 +62,8 @@ Json TrainOptions::to_json() const {
 }
 
 double TrainOptions::lr_at(int64_t step) const {
-  if (warmup_steps > 0 && step < warmup_steps) return lr * static_cast<double>(step + 1) / warmup_steps;
+  if (warmup_steps > 0 && step < warmup_steps)
+    return lr * static_cast<double>(step + 1) / warmup_steps;
   if (schedule == "constant") return lr;
   const double span = std::max<int64_t>(1, steps - warmup_steps);
   const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);

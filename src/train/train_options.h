@@ -15,14 +15,14 @@ struct TrainOptions {
   double weight_decay = 0.0;
   double beta1 = 0.9;
   double beta2 = 0.999;
-  int64_t warmup_steps = 100;      // linear warm-up from 0
+  int64_t warmup_steps = 100;       // linear warm-up from 0
   std::string schedule = "cosine";  // cosine | constant (after warm-up)
-  double min_lr_ratio = 0.05;      // cosine decays to lr * min_lr_ratio
-  double grad_clip = 1.0;          // max global grad norm; 0 = off
-  double ema_decay = 0.0;          // EMA of weights; 0 = off
-  int64_t log_every = 10;          // steps per JSONL record (values averaged over them)
-  int64_t checkpoint_every = 500;  // 0 = only at the end
-  int num_workers = -1;            // data loader workers; -1 = one per core
+  double min_lr_ratio = 0.05;       // cosine decays to lr * min_lr_ratio
+  double grad_clip = 1.0;           // max global grad norm; 0 = off
+  double ema_decay = 0.0;           // EMA of weights; 0 = off
+  int64_t log_every = 10;           // steps per JSONL record (values averaged over them)
+  int64_t checkpoint_every = 500;   // 0 = only at the end
+  int num_workers = -1;             // data loader workers; -1 = one per core
 
   static TrainOptions from_config(const Config& train);  // unknown keys are an error
   Json to_json() const;

@@ -38,15 +38,15 @@ void Trainer::build_optimizer() {
   for (auto& p : model_->parameters())
     if (p.requires_grad()) params.push_back(p);
   if (options_.optimizer == "adamw") {
-    optimizer_ = std::make_unique<torch::optim::AdamW>(
-        params, torch::optim::AdamWOptions(options_.lr)
-                    .betas({options_.beta1, options_.beta2})
-                    .weight_decay(options_.weight_decay));
+    optimizer_ =
+        std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(options_.lr)
+                                                          .betas({options_.beta1, options_.beta2})
+                                                          .weight_decay(options_.weight_decay));
   } else {
-    optimizer_ = std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(options_.lr)
-                    .betas({options_.beta1, options_.beta2})
-                    .weight_decay(options_.weight_decay));
+    optimizer_ =
+        std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options_.lr)
+                                                         .betas({options_.beta1, options_.beta2})
+                                                         .weight_decay(options_.weight_decay));
   }
 }
 
@@ -60,8 +60,10 @@ void Trainer::update_ema() {
   const double d = options_.ema_decay;
   for (const auto& [name, tensor] : module_state(*model_)) {
     auto& avg = ema_.at(name);
-    if (tensor.is_floating_point()) avg.mul_(d).add_(tensor, 1.0 - d);
-    else avg.copy_(tensor);
+    if (tensor.is_floating_point())
+      avg.mul_(d).add_(tensor, 1.0 - d);
+    else
+      avg.copy_(tensor);
   }
 }
 
@@ -108,7 +110,8 @@ void Trainer::resume(const std::string& path) {
   if (fs::is_regular_file(path + "/checkpoints/latest", ec)) dir = latest_checkpoint(path);
   for (const char* file : {"model.safetensors", "optimizer.pt", "state.pt"})
     if (!fs::is_regular_file(dir + "/" + file, ec))
-      fail("resume", "{}: no {} (expected a checkpoint folder or a run folder with checkpoints)", dir, file);
+      fail("resume", "{}: no {} (expected a checkpoint folder or a run folder with checkpoints)",
+           dir, file);
   load_module_safetensors(*model_, dir + "/model.safetensors", /*strict=*/true);
   if (!ema_.empty()) {
     if (!fs::is_regular_file(dir + "/ema.safetensors", ec))
@@ -144,7 +147,12 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
   loader_options.num_workers = options_.num_workers;
   loader_options.seed = seed_;
   loader_ = std::make_unique<DataLoader>(data_, loader_options, state_.data);
-  if (state_.rng_cpu.defined()) torch::globalContext().defaultGenerator(torch::kCPU).set_state(state_.rng_cpu);
+  if (state_.rng_cpu.defined()) {
+    at::Generator generator =
+        torch::globalContext().defaultGenerator(torch::kCPU);  // shares the global one
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    generator.set_state(state_.rng_cpu);
+  }
 
   std::FILE* log = std::fopen((run_dir_ + "/log.jsonl").c_str(), state_.step > 0 ? "a" : "w");
   if (!log) fail("train", "{}/log.jsonl: cannot open for writing", run_dir_);
@@ -168,7 +176,8 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     optimizer_->zero_grad();
     TrainOutput out = model_->train_step(x);
     if (!torch::isfinite(out.loss).item<bool>())
-      fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step, out.loss.item<double>());
+      fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step,
+           out.loss.item<double>());
     out.loss.backward();
     double grad_norm = 0;
     if (options_.grad_clip > 0)
@@ -185,8 +194,11 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     window_images += x.size(0);
 
     if (state_.step % options_.log_every == 0 || state_.step == options_.steps) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
-      Json record = {{"step", state_.step}, {"epoch", state_.data.epoch}, {"lr", lr},
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      Json record = {{"step", state_.step},
+                     {"epoch", state_.data.epoch},
+                     {"lr", lr},
                      {"images_per_s", seconds > 0 ? window_images / seconds : 0.0}};
       for (const auto& [k, v] : sums) record[k] = v / window;
       std::fprintf(log, "%s\n", record.dump().c_str());

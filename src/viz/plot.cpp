@@ -18,8 +18,8 @@ struct Rgb {
   uint8_t r, g, b;
 };
 
-const Rgb kPalette[] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
-                        {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127}};
+const Rgb kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                        {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
 
 class Canvas {
  public:
@@ -33,31 +33,37 @@ class Canvas {
   }
   void rect(double x0, double y0, double x1, double y1, Rgb c) {
     for (int64_t y = std::lround(std::min(y0, y1)); y <= std::lround(std::max(y0, y1)); ++y)
-      for (int64_t x = std::lround(std::min(x0, x1)); x <= std::lround(std::max(x0, x1)); ++x) set(x, y, c);
+      for (int64_t x = std::lround(std::min(x0, x1)); x <= std::lround(std::max(x0, x1)); ++x)
+        set(x, y, c);
   }
   void line(double x0, double y0, double x1, double y1, Rgb c, int thickness = 1) {
     const double steps = std::max({std::abs(x1 - x0), std::abs(y1 - y0), 1.0});
     for (int i = 0; i <= steps; ++i) {
       const double t = i / steps, x = x0 + (x1 - x0) * t, y = y0 + (y1 - y0) * t;
-      for (int d = 0; d < thickness; ++d) set(std::lround(x), std::lround(y) + d - thickness / 2, c);
+      for (int d = 0; d < thickness; ++d)
+        set(std::lround(x), std::lround(y) + d - thickness / 2, c);
     }
   }
   // stb_easy_font draws ~6 px wide glyphs on a 1-unit grid; scale 2 for readability.
   void text(double x, double y, const std::string& s, Rgb c = {0, 0, 0}, double scale = 1.5) {
     std::vector<char> buffer(s.size() * 270 + 64);
     std::string copy = s;
-    const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buffer.data(), static_cast<int>(buffer.size()));
+    const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buffer.data(),
+                                          static_cast<int>(buffer.size()));
     const float* v = reinterpret_cast<const float*>(buffer.data());
     for (int q = 0; q < quads; ++q) {
       const float* quad = v + q * 16;  // 4 vertices of (x, y, z, color)
-      rect(x + quad[0] * scale, y + quad[1] * scale, x + quad[8] * scale - 1, y + quad[9] * scale - 1, c);
+      rect(x + quad[0] * scale, y + quad[1] * scale, x + quad[8] * scale - 1,
+           y + quad[9] * scale - 1, c);
     }
   }
   static double text_width(const std::string& s, double scale = 1.5) {
     std::string copy = s;
     return stb_easy_font_width(copy.data()) * scale;
   }
-  torch::Tensor tensor() const { return pixels_.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0); }
+  torch::Tensor tensor() const {
+    return pixels_.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0);
+  }
 
  private:
   int64_t w_, h_;
@@ -94,7 +100,8 @@ Axes draw_axes(Canvas& canvas, const PlotOptions& o, double x0, double x1, doubl
   const Frame f;
   if (x1 <= x0) x1 = x0 + 1;
   if (y1 <= y0) y1 = y0 + (y0 == 0 ? 1 : std::abs(y0) * 0.1);
-  Axes a{x0, x1, y0, y1, f.left, double(o.width) - f.right, f.top, double(o.height) - f.bottom, o.log_y};
+  Axes a{x0,     x1, y0, y1, f.left, double(o.width) - f.right, f.top, double(o.height) - f.bottom,
+         o.log_y};
   const Rgb grid{225, 225, 225}, ink{0, 0, 0};
   for (int i = 0; i <= 5; ++i) {
     const double v = y0 + (y1 - y0) * i / 5, py = a.py1 - (a.py1 - a.py0) * i / 5;
@@ -125,11 +132,13 @@ torch::Tensor plot_lines(const std::vector<PlotSeries>& series, const PlotOption
   check_size(options);
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : series) {
-    if (s.x.size() != s.y.size()) fail("plot", "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
+    if (s.x.size() != s.y.size())
+      fail("plot", "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0)) continue;
       const double y = options.log_y ? std::log10(s.y[i]) : s.y[i];
-      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, y), y1 = std::max(y1, y);
+      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, y),
+      y1 = std::max(y1, y);
     }
   }
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
@@ -163,12 +172,14 @@ torch::Tensor plot_bars(const std::vector<double>& values, const PlotOptions& op
   Canvas canvas(options.width, options.height);
   PlotOptions o = options;
   o.log_y = false;
-  const Axes axes = draw_axes(canvas, o, 0, std::max<double>(1, values.size()), 0, top > 0 ? top * 1.05 : 1);
+  const Axes axes =
+      draw_axes(canvas, o, 0, std::max<double>(1, values.size()), 0, top > 0 ? top * 1.05 : 1);
   const double bar = (axes.px1 - axes.px0) / std::max<size_t>(1, values.size());
   for (size_t i = 0; i < values.size(); ++i) {
     if (!(values[i] > 0)) continue;
     const double x = axes.px0 + i * bar;
-    canvas.rect(x, axes.map_y(values[i]), x + std::max(0.0, bar - (bar > 3 ? 1 : 0)) - 0.5, axes.py1 - 1, kPalette[0]);
+    canvas.rect(x, axes.map_y(values[i]), x + std::max(0.0, bar - (bar > 3 ? 1 : 0)) - 0.5,
+                axes.py1 - 1, kPalette[0]);
   }
   return canvas.tensor();
 }

@@ -12,7 +12,12 @@ namespace lf {
 namespace {
 
 DatasetPtr tiny_dataset(int64_t n) {
-  auto images = torch::arange(n, torch::kInt64).remainder(256).to(torch::kUInt8).view({n, 1, 1, 1}).expand({n, 1, 2, 2}).contiguous();
+  auto images = torch::arange(n, torch::kInt64)
+                    .remainder(256)
+                    .to(torch::kUInt8)
+                    .view({n, 1, 1, 1})
+                    .expand({n, 1, 2, 2})
+                    .contiguous();
   auto labels = torch::arange(n, torch::kInt64).remainder(10);
   return std::make_shared<IdxDataset>(images, labels, "tiny");
 }
@@ -26,7 +31,8 @@ TEST(DataLoader, EachEpochVisitsEveryItemOnce) {
   std::set<int64_t> seen;
   for (int b = 0; b < 10; ++b) {
     const auto batch = loader.next();
-    for (int64_t i = 0; i < batch.indices.size(0); ++i) seen.insert(batch.indices[i].item<int64_t>());
+    for (int64_t i = 0; i < batch.indices.size(0); ++i)
+      seen.insert(batch.indices[i].item<int64_t>());
   }
   EXPECT_EQ(seen.size(), 100u);
   EXPECT_EQ(loader.position().epoch, 1);

@@ -21,7 +21,8 @@ std::string temp_dir(const std::string& name) {
 void write_gz(const std::string& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())), static_cast<int>(bytes.size()));
+  ASSERT_EQ(gzwrite(f, bytes.data(), static_cast<unsigned>(bytes.size())),
+            static_cast<int>(bytes.size()));
   gzclose(f);
 }
 
@@ -110,23 +111,30 @@ TEST(IdxDataset, ReadsPlainAndGzipFiles) {
 
 TEST(IdxDataset, HostileFilesAreClearErrors) {
   const std::string dir = temp_dir("hostile");
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/missing.gz"); }).find("no such file"), std::string::npos);
+  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/missing.gz"); }).find("no such file"),
+            std::string::npos);
 
   write_gz(dir + "/truncated.gz", images_file(10, 28, 28, 100));
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/truncated.gz"); }).find("truncated"), std::string::npos);
+  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/truncated.gz"); }).find("truncated"),
+            std::string::npos);
 
   // A header claiming 16M images of 4096x4096 (2^48 bytes) must fail on the data, not allocate it.
   write_gz(dir + "/huge.gz", images_file(1u << 24, 4096, 4096, 64));
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/huge.gz"); }).find("truncated"), std::string::npos);
+  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/huge.gz"); }).find("truncated"),
+            std::string::npos);
 
   write_gz(dir + "/magic.gz", be32(0x0801) + be32(1) + "x");
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/magic.gz"); }).find("expected 0x00000803"), std::string::npos);
+  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/magic.gz"); }).find("expected 0x00000803"),
+            std::string::npos);
 
   write_gz(dir + "/short.gz", "\x00\x00");
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/short.gz"); }).find("truncated while reading"), std::string::npos);
+  EXPECT_NE(
+      expect_error([&] { read_idx_images(dir + "/short.gz"); }).find("truncated while reading"),
+      std::string::npos);
 
   write_gz(dir + "/trailing.gz", images_file(1, 2, 2, 5));
-  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/trailing.gz"); }).find("trailing data"), std::string::npos);
+  EXPECT_NE(expect_error([&] { read_idx_images(dir + "/trailing.gz"); }).find("trailing data"),
+            std::string::npos);
 
   // A corrupted gzip stream: valid header, garbage body.
   std::string good;
@@ -152,11 +160,14 @@ TEST(IdxDataset, MismatchedLabelsAndMissingFilesAreClearErrors) {
   write_gz(dir + "/train-labels-idx1-ubyte.gz", be32(0x801) + be32(2) + std::string("\x01\x02", 2));
   IdxDatasetOptions options;
   options.root = dir;
-  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("3 images but 2 labels"), std::string::npos);
+  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("3 images but 2 labels"),
+            std::string::npos);
   options.split = "test";
-  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("no t10k-images-idx3-ubyte"), std::string::npos);
+  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("no t10k-images-idx3-ubyte"),
+            std::string::npos);
   options.split = "validation";
-  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("expected train or test"), std::string::npos);
+  EXPECT_NE(expect_error([&] { IdxDataset d(options); }).find("expected train or test"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -33,10 +33,11 @@ TEST(AtomicFile, AbandonedWriteLeavesNothing) {
 TEST(AtomicFile, FailedWriterKeepsThePreviousFile) {
   const std::string path = ::testing::TempDir() + "/atomic_keep.txt";
   write_file_atomic(path, "old");
-  EXPECT_THROW(write_via_temp(path, [](const std::string& temp) {
-                 write_file_atomic(temp, "new but broken");
-                 throw Error("writer failed");
-               }),
+  EXPECT_THROW(write_via_temp(path,
+                              [](const std::string& temp) {
+                                write_file_atomic(temp, "new but broken");
+                                throw Error("writer failed");
+                              }),
                Error);
   EXPECT_EQ(read_file(path), "old");
 }

@@ -37,7 +37,8 @@ TEST(Config, ReadsTypedValuesFromYaml) {
   EXPECT_DOUBLE_EQ(config.get<double>("model.base_learning_rate"), 4.5e-6);
   EXPECT_EQ(config.get<int>("model.params.embed_dim"), 256);
   EXPECT_FALSE(config.get<bool>("model.params.ddconfig.double_z"));
-  EXPECT_EQ(config.get<std::vector<int>>("model.params.ddconfig.ch_mult"), (std::vector<int>{1, 1, 2, 2, 4}));
+  EXPECT_EQ(config.get<std::vector<int>>("model.params.ddconfig.ch_mult"),
+            (std::vector<int>{1, 1, 2, 2, 4}));
   EXPECT_EQ(config.get<std::string>("model.target"), "taming.models.vqgan.VQModel");
   EXPECT_EQ(config.get<std::string>("model.params.lossconfig.params.name"), "vgg");
   EXPECT_FALSE(config.has("model.params.lossconfig.params.nothing"));
@@ -54,7 +55,8 @@ TEST(Config, OverridesKeepTypesAndCreatePaths) {
   config.set("model.target='123'");
   EXPECT_EQ(config.get<int>("model.params.embed_dim"), 64);
   EXPECT_DOUBLE_EQ(config.get<double>("model.base_learning_rate"), 1e-4);
-  EXPECT_EQ(config.get<std::vector<int>>("model.params.ddconfig.ch_mult"), (std::vector<int>{1, 2}));
+  EXPECT_EQ(config.get<std::vector<int>>("model.params.ddconfig.ch_mult"),
+            (std::vector<int>{1, 2}));
   EXPECT_TRUE(config.get<bool>("train.new.flag"));
   EXPECT_EQ(config.get<std::string>("model.target"), "123");  // quoted stays a string
 }
@@ -65,13 +67,16 @@ TEST(Config, ErrorsNameTheKeyAndTheExpectation) {
     config.get<int>("model.params.n_embedd");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("faceshq.yaml: missing key 'model.params.n_embedd'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("faceshq.yaml: missing key 'model.params.n_embedd'"),
+              std::string::npos)
+        << e.what();
   }
   try {
     config.get<int>("model.target");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("expected an integer, got string"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected an integer, got string"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(config.set("no_equals_sign"), Error);
   EXPECT_THROW(config.set("=3"), Error);
@@ -87,7 +92,8 @@ TEST(Config, BadFilesAreClearErrors) {
     Config::from_yaml_file(dir + "/bad.yaml");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.yaml: invalid YAML at line"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.yaml: invalid YAML at line"), std::string::npos)
+        << e.what();
   }
   write_file_atomic(dir + "/list.yaml", "- 1\n- 2\n");
   EXPECT_THROW(Config::from_yaml_file(dir + "/list.yaml"), Error);

@@ -41,11 +41,13 @@ TEST(TensorIo, WrongKeysShapesAndExtensionsAreClearErrors) {
     read_images(dir + "/other.safetensors");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("no tensor 'images' (has: latents)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no tensor 'images' (has: latents)"), std::string::npos)
+        << e.what();
   }
   save_safetensors(dir + "/flat.safetensors", {{"images", torch::zeros({4, 8})}});
   EXPECT_THROW(read_images(dir + "/flat.safetensors"), Error);
-  save_safetensors(dir + "/ints.safetensors", {{"images", torch::zeros({1, 1, 2, 2}, torch::kInt64)}});
+  save_safetensors(dir + "/ints.safetensors",
+                   {{"images", torch::zeros({1, 1, 2, 2}, torch::kInt64)}});
   EXPECT_THROW(read_images(dir + "/ints.safetensors"), Error);
   EXPECT_THROW(read_images(dir + "/file.txt"), Error);
   EXPECT_THROW(write_images(dir + "/x.png", torch::zeros({2, 2})), Error);

@@ -20,7 +20,8 @@ Result run(const std::string& args) {
   std::FILE* pipe = popen(command.c_str(), "r");
   std::string output;
   std::array<char, 4096> buffer{};
-  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WEXITSTATUS(status), output};
 }
@@ -55,8 +56,9 @@ TEST(Cli, PlannedSubcommandsSaySoInOneLine) {
 }
 
 TEST(Cli, BadInputIsOneLineAndNonZero) {
-  for (const char* args : {"--device tpu info", "preview --data /nonexistent/folder --out /tmp/x.png",
-                           "preview --count 0"}) {
+  for (const char* args :
+       {"--device tpu info", "preview --data /nonexistent/folder --out /tmp/x.png",
+        "preview --count 0"}) {
     const auto r = run(args);
     EXPECT_NE(r.code, 0) << args;
     EXPECT_LE(line_count(r.output), 2u) << args << ": " << r.output;

@@ -1,0 +1,134 @@
+// Nearest-code search of the vector quantizer: our chunked ||e||^2 - 2 z e^T + argmin against
+// torch::cdist + argmin, for M = 8192 vectors (32 x 16 x 16) of D = 64; time and peak memory.
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+
+#include <algorithm>
+#include <fstream>
+#include <string>
+
+#include "core/runtime.h"
+#include "models/vector_quantizer.h"
+
+namespace {
+
+constexpr int64_t kRows = 8192;  // M: a batch of 32 x 16 x 16 encoder outputs
+constexpr int64_t kDim = 64;     // D
+
+int64_t status_kb(const std::string& field) {  // a "VmRSS:"-style line of /proc/self/status
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
+  return -1;
+}
+
+// Resident memory that one call adds at its peak: freed heap is returned first (malloc_trim),
+// then the high-water mark VmHWM is reset to the current RSS (clear_refs 5, Linux >= 4.0).
+template <typename Fn>
+double peak_extra_mb(Fn&& fn) {
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  const int64_t start = status_kb("VmRSS:");
+  fn();
+  return static_cast<double>(status_kb("VmHWM:") - start) / 1024.0;
+}
+
+struct Setup {
+  torch::Tensor z;  // [M, D]
+  lf::VectorQuantizer vq{nullptr};
+};
+
+Setup make_setup(int64_t num_codes, int64_t chunk_size) {
+  lf::set_threads(0);
+  torch::manual_seed(0);
+  Setup s;
+  s.vq = lf::VectorQuantizer(lf::VectorQuantizerOptions(num_codes, kDim).chunk_size(chunk_size));
+  torch::NoGradGuard no_grad;
+  s.vq->embedding->weight.normal_();
+  s.z = torch::randn({kRows, kDim});
+  return s;
+}
+
+void report(benchmark::State& state, int64_t num_codes, int64_t tmp_rows, double peak_mb) {
+  state.counters["K"] = static_cast<double>(num_codes);
+  state.counters["largest_tmp_MB"] = static_cast<double>(tmp_rows * num_codes * 4) / (1 << 20);
+  state.counters["peak_rss_extra_MB"] = peak_mb;
+  state.counters["vectors/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kRows),
+                                                   benchmark::Counter::kIsRate);
+}
+
+// range(0) = K, range(1) = chunk_size (rows of z per [chunk, K] distance block).
+void BM_VqNearestChunked(benchmark::State& state) {
+  const int64_t k = state.range(0), chunk = state.range(1);
+  auto s = make_setup(k, chunk);
+  s.vq->nearest(s.z);  // warm up (thread pool, allocator)
+  const double peak = peak_extra_mb([&] { benchmark::DoNotOptimize(s.vq->nearest(s.z)); });
+  for (auto _ : state) {
+    auto idx = s.vq->nearest(s.z);
+    benchmark::DoNotOptimize(idx.data_ptr<int64_t>());
+  }
+  report(state, k, std::min(chunk, kRows), peak);
+}
+
+// The textbook lookup: the full [M, K] distance matrix from cdist, then argmin.
+void BM_VqNearestCdist(benchmark::State& state) {
+  const int64_t k = state.range(0);
+  auto s = make_setup(k, kRows);
+  torch::NoGradGuard no_grad;
+  auto codes = s.vq->embedding->weight.detach();
+  auto naive = [&] { return torch::cdist(s.z, codes).argmin(1); };
+  naive();
+  const double peak = peak_extra_mb([&] { benchmark::DoNotOptimize(naive()); });
+  for (auto _ : state) {
+    auto idx = naive();
+    benchmark::DoNotOptimize(idx.data_ptr<int64_t>());
+  }
+  report(state, k, kRows, peak);
+}
+
+BENCHMARK(BM_VqNearestChunked)
+    ->ArgNames({"K", "chunk"})
+    ->Args({512, 8192})
+    ->Args({512, 1024})
+    ->Args({16384, 8192})
+    ->Args({16384, 1024})
+    ->Args({16384, 256})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_VqNearestCdist)
+    ->ArgNames({"K"})
+    ->Arg(512)
+    ->Arg(16384)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// One-off cost of kmeans_init on the first training batch: k-means++ seeding + kmeans_iters Lloyd
+// steps. range(0) = K, range(1) = kmeans_iters (0: seeding alone).
+void BM_VqKmeansInit(benchmark::State& state) {
+  const int64_t k = state.range(0), iters = state.range(1);
+  auto s = make_setup(k, kRows);
+  auto z = s.z.view({32, 16, 16, kDim}).permute({0, 3, 1, 2});  // [32, 64, 16, 16]
+  for (auto _ : state) {
+    state.PauseTiming();
+    lf::VectorQuantizer vq(
+        lf::VectorQuantizerOptions(k, kDim).kmeans_init(true).kmeans_iters(iters));
+    state.ResumeTiming();
+    auto out = vq->forward(z);
+    benchmark::DoNotOptimize(out.indices.data_ptr<int64_t>());
+  }
+  state.counters["K"] = static_cast<double>(k);
+}
+
+BENCHMARK(BM_VqKmeansInit)
+    ->ArgNames({"K", "iters"})
+    ->Args({512, 0})
+    ->Args({512, 10})
+    ->Args({16384, 0})
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
