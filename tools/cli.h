@@ -25,6 +25,7 @@ void register_preview(CLI::App& app, const GlobalOptions& globals);
 void register_planned(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);
+void register_bench(CLI::App& app, const GlobalOptions& globals);
 void register_model_commands(
     CLI::App& app, const GlobalOptions& globals);  // reconstruct encode decode sample interpolate
 

@@ -7,7 +7,6 @@ namespace lf::cli {
 void register_planned(CLI::App& app, const GlobalOptions& globals) {
   const std::pair<const char*, const char*> planned[] = {
       {"import", "convert an original checkpoint (taming, CompVis/SD, diffusers)"},
-      {"bench", "measure encode / decode / training speed"},
       {"serve", "local web UI"},
   };
   for (const auto& [name, help] : planned) {

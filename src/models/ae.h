@@ -110,14 +110,14 @@ class OptionReader {
 
 struct AEOptions {
   TORCH_ARG(int64_t, in_channels) = 1;
-  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{32,
-                                                                 64};  // one stride-2 stage each
+  // One stride-2 stage per entry: latents are H/f x W/f, f = 2^hidden.size().
+  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{32, 64};
   TORCH_ARG(int64_t, num_res_blocks) = 2;   // residual blocks at the bottom of encoder and decoder
   TORCH_ARG(int64_t, latent_channels) = 4;  // channels of the latent feature map
   TORCH_ARG(std::string, loss) = "l2";      // "l2" | "l1"
   TORCH_ARG(std::string, activation) = "relu";  // "relu" | "silu"
-  TORCH_ARG(std::string,
-            output_activation) = "none";  // "none" | "tanh" | "relu" (data is in [-1, 1])
+  // "none" | "tanh" | "relu"; data is in [-1, 1], so "none" (or "tanh") fits.
+  TORCH_ARG(std::string, output_activation) = "none";
 };
 void to_json(Json& json, const AEOptions& options);
 void from_json(const Json& json, AEOptions& options);  // present keys only; unknown keys throw

@@ -69,7 +69,8 @@ class VAEImpl : public AutoencoderImpl {
   Json options_json() const override;
 
   // Decodes the linear interpolation of the means of x_a and x_b ([1, C, H, W] each).
-  // -> [steps, C, H, W], first x_a's reconstruction, last x_b's.
+  // -> [steps, C, H, W], first x_a's reconstruction, last x_b's. No gradients; runs in the
+  // current mode, like sample() (call eval() to use BatchNorm's running statistics).
   torch::Tensor interpolate(const torch::Tensor& x_a, const torch::Tensor& x_b, int64_t steps);
 
   std::vector<int64_t> latent_shape() const;  // without the batch dim: {D} or {z, S/f, S/f}

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Training throughput of latentforge vs the same networks in PyTorch, measured in one run.
+
+For each config, runs `latentforge bench train` (ours: data loader + forward + backward + Adam),
+reads the resolved model options it prints, builds the same network in PyTorch (Debian's
+python3-torch, same threads, same batch, same Fashion-MNIST batches from memory) and times the
+same steps. Prints a table with the ratio ours / PyTorch (> 1 means we are faster).
+
+  /usr/bin/python3 bench/train_vs_pytorch.py [--binary build/latentforge] [--steps 30] [--threads N]
+"""
+import argparse
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONFIGS = ["configs/vqvae_fashion.yaml", "configs/vae_fashion.yaml", "configs/ae_fashion.yaml"]
+FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+def act(x, silu):
+    return F.silu(x) if silu else F.relu(x)
+
+
+class ResidualBlock(nn.Module):  # x + conv1x1(act(conv3x3(act(x))))
+    def __init__(self, c, silu):
+        super().__init__()
+        self.conv1, self.conv2, self.silu = nn.Conv2d(c, c, 3, padding=1), nn.Conv2d(c, c, 1), silu
+
+    def forward(self, x):
+        return x + self.conv2(act(self.conv1(act(x, self.silu)), self.silu))
+
+
+class ConvEncoder(nn.Module):  # stride-2 4x4 convs, residual blocks, 1x1 out
+    def __init__(self, cin, hidden, nres, cout, silu):
+        super().__init__()
+        chans = [cin] + list(hidden)
+        self.down = nn.ModuleList(nn.Conv2d(a, b, 4, 2, 1) for a, b in zip(chans, chans[1:]))
+        self.res = nn.ModuleList(ResidualBlock(hidden[-1], silu) for _ in range(nres))
+        self.conv_out, self.silu = nn.Conv2d(hidden[-1], cout, 1), silu
+
+    def forward(self, x):
+        for conv in self.down:
+            x = act(conv(x), self.silu)
+        for block in self.res:
+            x = block(x)
+        if len(self.res):
+            x = act(x, self.silu)
+        return self.conv_out(x)
+
+
+class ConvDecoder(nn.Module):  # 3x3 in, residual blocks, stride-2 4x4 transposed convs, 3x3 out
+    def __init__(self, cin, hidden, nres, cout, silu):
+        super().__init__()
+        self.conv_in = nn.Conv2d(cin, hidden[-1], 3, padding=1)
+        self.res = nn.ModuleList(ResidualBlock(hidden[-1], silu) for _ in range(nres))
+        n = len(hidden)
+        self.up = nn.ModuleList(nn.ConvTranspose2d(hidden[i], hidden[max(i - 1, 0)], 4, 2, 1) for i in range(n - 1, -1, -1))
+        self.conv_out, self.silu = nn.Conv2d(hidden[0], cout, 3, padding=1), silu
+
+    def forward(self, z):
+        z = self.conv_in(z)
+        for block in self.res:
+            z = block(z)
+        z = act(z, self.silu)
+        for conv in self.up:
+            z = act(conv(z), self.silu)
+        return self.conv_out(z)
+
+
+class Quantizer(nn.Module):
+    """Nearest code by ||e||^2 - 2 z e^T, straight-through, beta on the commitment term, optional EMA."""
+
+    def __init__(self, q):
+        super().__init__()
+        self.k, self.d, self.beta = q["num_codes"], q["code_dim"], q["beta"]
+        self.use_ema, self.decay, self.eps = q.get("use_ema", False), q.get("ema_decay", 0.99), q.get("ema_epsilon", 1e-5)
+        self.embedding = nn.Embedding(self.k, self.d)
+        self.embedding.weight.data.uniform_(-1.0 / self.k, 1.0 / self.k)
+        if self.use_ema:
+            self.embedding.weight.requires_grad_(False)
+            self.register_buffer("cluster", torch.ones(self.k))
+            self.register_buffer("embed_sum", self.embedding.weight.data.clone())
+
+    def forward(self, z):
+        zf = z.permute(0, 2, 3, 1).reshape(-1, self.d)
+        e = self.embedding.weight
+        with torch.no_grad():
+            idx = ((e * e).sum(1)[None, :] - 2 * zf @ e.t()).argmin(1)
+        zq = e[idx]
+        commit = F.mse_loss(zf, zq.detach())
+        if self.use_ema:
+            with torch.no_grad():
+                onehot = F.one_hot(idx, self.k).type(zf.dtype)
+                self.cluster.mul_(self.decay).add_(onehot.sum(0), alpha=1 - self.decay)
+                self.embed_sum.mul_(self.decay).add_(onehot.t() @ zf, alpha=1 - self.decay)
+                n = self.cluster.sum()
+                size = (self.cluster + self.eps) / (n + self.k * self.eps) * n
+                self.embedding.weight.data.copy_(self.embed_sum / size[:, None])
+            loss = self.beta * commit
+        else:
+            loss = F.mse_loss(zq, zf.detach()) + self.beta * commit
+        zq = zf + (zq - zf).detach()
+        return zq.view(z.shape[0], z.shape[2], z.shape[3], self.d).permute(0, 3, 1, 2), loss
+
+
+class VQVAE(nn.Module):
+    def __init__(self, o):
+        super().__init__()
+        silu, q = o.get("activation") == "silu", o["quantizer"]
+        self.encoder = ConvEncoder(o["in_channels"], o["hidden"], o["num_res_blocks"], q["code_dim"], silu)
+        self.quantize = Quantizer(q)
+        self.decoder = ConvDecoder(q["code_dim"], o["hidden"], o["num_res_blocks"], o["in_channels"], silu)
+
+    def loss(self, x):
+        zq, lq = self.quantize(self.encoder(x))
+        return F.mse_loss(self.decoder(zq), x) + lq
+
+
+class AE(nn.Module):
+    def __init__(self, o):
+        super().__init__()
+        silu = o.get("activation") == "silu"
+        self.encoder = ConvEncoder(o["in_channels"], o["hidden"], o["num_res_blocks"], o["latent_channels"], silu)
+        self.decoder = ConvDecoder(o["latent_channels"], o["hidden"], o["num_res_blocks"], o["in_channels"], silu)
+
+    def loss(self, x):
+        return F.mse_loss(self.decoder(self.encoder(x)), x)
+
+
+class SeedVAE(nn.Module):
+    """The seed's conv VAE: stride-2 conv+BN+ReLU, linear mean/logvar heads, transposed-conv decoder."""
+
+    def __init__(self, o):
+        super().__init__()
+        hidden, prev, size = o["hidden"], o["in_channels"], o["image_size"]
+        mods = []
+        for c in hidden:
+            mods.append(nn.Sequential(nn.Conv2d(prev, c, 3, 2, 1), nn.BatchNorm2d(c), nn.ReLU()))
+            prev, size = c, size // 2
+        self.encoder = nn.Sequential(*mods)
+        flat = prev * size * size
+        self.mean_linear, self.var_linear = nn.Linear(flat, o["latent_dim"]), nn.Linear(flat, o["latent_dim"])
+        self.decoder_projection, self.chw = nn.Linear(o["latent_dim"], flat), (prev, size, size)
+        mods = [nn.Sequential(nn.ConvTranspose2d(hidden[i], hidden[i - 1], 3, 2, 1, 1), nn.BatchNorm2d(hidden[i - 1]), nn.ReLU())
+                for i in range(len(hidden) - 1, 0, -1)]
+        mods.append(nn.Sequential(nn.ConvTranspose2d(hidden[0], hidden[0], 3, 2, 1, 1), nn.BatchNorm2d(hidden[0]), nn.ReLU(),
+                                  nn.Conv2d(hidden[0], o["in_channels"], 3, 1, 1)))
+        self.decoder, self.kl_weight = nn.Sequential(*mods), o["kl_weight"]
+
+    def loss(self, x):
+        h = torch.flatten(self.encoder(x), 1)
+        mean, logvar = self.mean_linear(h), self.var_linear(h)
+        z = mean + torch.exp(logvar / 2) * torch.randn_like(logvar)
+        y = self.decoder(self.decoder_projection(z).view(-1, *self.chw))
+        kl = torch.mean(-0.5 * torch.sum(1 + logvar - mean ** 2 - torch.exp(logvar), 1), 0)
+        return F.mse_loss(y, x) + self.kl_weight * kl
+
+
+def build(model_options):
+    kind = model_options["type"]
+    if kind == "vqvae":
+        return VQVAE(model_options)
+    if kind == "ae":
+        return AE(model_options)
+    if kind == "vae" and model_options.get("variant", "conv") == "conv":
+        return SeedVAE(model_options)
+    raise SystemExit(f"train_vs_pytorch.py: no PyTorch mirror for {kind} {model_options.get('variant', '')}")
+
+
+def fashion_batches(batch):
+    with gzip.open(FASHION, "rb") as f:
+        data = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
+    images = torch.from_numpy(data.copy()).float().div_(127.5).sub_(1.0)
+    generator = torch.Generator().manual_seed(0)
+    while True:
+        perm = torch.randperm(images.shape[0], generator=generator)
+        for i in range(0, images.shape[0] - batch + 1, batch):
+            yield images[perm[i:i + batch]]
+
+
+def time_pytorch(model_options, batch, steps, warmup):
+    model = build(model_options).train()
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    batches = fashion_batches(batch)
+
+    def step():
+        x = next(batches)  # a fancy-index copy per batch, as a DataLoader without workers would do
+        opt.zero_grad(set_to_none=False)
+        model.loss(x).backward()
+        opt.step()
+
+    for _ in range(warmup):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - t0
+    return batch * steps / seconds, 1000 * seconds / steps
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--binary", default="build/latentforge")
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--configs", nargs="*", default=CONFIGS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    rows = []
+    for config in args.configs:
+        out = subprocess.run([args.binary, "--threads", str(args.threads), "--log-level", "warn", "bench", "train",
+                              "--config", config, "--steps", str(args.steps), "--warmup", str(args.warmup)],
+                             check=True, capture_output=True, text=True).stdout
+        ours = json.loads(out)
+        ref_ips, ref_ms = time_pytorch(ours["model"], ours["batch_size"], args.steps, args.warmup)
+        rows.append((os.path.basename(config), ours["batch_size"], ours["images_per_s"], ours["step_ms"], ref_ips, ref_ms))
+
+    print(f"training throughput, {args.threads} threads, torch {torch.__version__} (PyTorch reference in the same run)")
+    print(f"| config | batch | latentforge img/s | ms/step | PyTorch img/s | ms/step | ratio |")
+    print(f"|---|---|---|---|---|---|---|")
+    for name, batch, ips, ms, rips, rms in rows:
+        print(f"| {name} | {batch} | {ips:.0f} | {ms:.1f} | {rips:.0f} | {rms:.1f} | {ips / rips:.2f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+// `latentforge bench train`: training throughput of a config's model (images/s), measured the way
+// the trainer runs (data loader, forward, backward, Adam step), printed as JSON so that
+// bench/train_vs_pytorch.py can put it beside the PyTorch reference.
+#include <chrono>
+#include <cstdio>
+
+#include "cli.h"
+#include "core/runtime.h"
+#include "data/data_loader.h"
+#include "data/dataset_factory.h"
+#include "io/atomic_file.h"
+#include "models/model_registry.h"
+#include "train/checkpoint.h"
+
+namespace lf::cli {
+
+namespace {
+struct BenchTrainOptions {
+  std::string config;
+  std::vector<std::string> overrides;
+  int64_t batch_size = 0;  // 0: the config's
+  int64_t steps = 30;
+  int64_t warmup = 5;
+  std::string out;
+};
+
+void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
+  apply_globals(globals);
+  const auto device = parse_device(globals.device);
+  Config config = Config::from_yaml_file(o.config);
+  for (const auto& assignment : o.overrides) config.set(assignment);
+  const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
+  auto model = make_model(config.sub("model"));
+  model->to(device);
+  model->train();
+  const int64_t batch_size =
+      o.batch_size > 0 ? o.batch_size : config.get<int64_t>("train.batch_size", 128);
+  DataLoaderOptions loader_options;
+  loader_options.batch_size = batch_size;
+  loader_options.seed = globals.seed;
+  DataLoader loader(open_dataset(spec), loader_options);
+  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-4));
+
+  auto step = [&] {
+    const auto x = loader.next().images.to(device);
+    optimizer.zero_grad();
+    auto out = model->train_step(x);
+    out.loss.backward();
+    optimizer.step();
+    if (device.is_cuda()) out.loss.item<float>();  // wait for the GPU
+  };
+  for (int64_t i = 0; i < o.warmup; ++i) step();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < o.steps; ++i) step();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  Json result = {{"model", model_config_json(*model)},
+                 {"batch_size", batch_size},
+                 {"steps", o.steps},
+                 {"threads", torch::get_num_threads()},
+                 {"device", device.str()},
+                 {"seconds", seconds},
+                 {"step_ms", 1000.0 * seconds / o.steps},
+                 {"images_per_s", batch_size * o.steps / seconds}};
+  if (!o.out.empty()) {
+    prepare_output(o.out);
+    write_file_atomic(o.out, result.dump(2) + "\n");
+  }
+  std::printf("%s\n", result.dump(2).c_str());
+}
+}  // namespace
+
+void register_bench(CLI::App& app, const GlobalOptions& globals) {
+  auto* cmd =
+      app.add_subcommand("bench", "measure speed (bench train: training images/s of a config)");
+  cmd->require_subcommand(1);
+  auto o = std::make_shared<BenchTrainOptions>();
+  auto* train = cmd->add_subcommand("train", "training throughput of a config's model, as JSON");
+  train->add_option("-c,--config", o->config, "YAML config (see configs/)")->required();
+  train->add_option("--set", o->overrides, "override a config value (repeatable)");
+  train->add_option("--batch-size", o->batch_size, "images per step (0 = the config's)")
+      ->capture_default_str();
+  train->add_option("--steps", o->steps, "timed steps")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  train->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+  train->add_option("-o,--out", o->out, "also write the JSON here");
+  train->callback([o, &globals] { run_bench_train(*o, globals); });
+}
+
+}  // namespace lf::cli
