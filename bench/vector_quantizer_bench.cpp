@@ -58,7 +58,7 @@ void report(benchmark::State& state, int64_t num_codes, int64_t tmp_rows, double
                                                    benchmark::Counter::kIsRate);
 }
 
-// range(0) = K, range(1) = chunk_size (rows of z per [chunk, K] distance block).
+// range(0) = K, range(1) = chunk_size (rows of z per [chunk, K] distance block; 0 = automatic).
 void BM_VqNearestChunked(benchmark::State& state) {
   const int64_t k = state.range(0), chunk = state.range(1);
   auto s = make_setup(k, chunk);
@@ -68,7 +68,9 @@ void BM_VqNearestChunked(benchmark::State& state) {
     auto idx = s.vq->nearest(s.z);
     benchmark::DoNotOptimize(idx.data_ptr<int64_t>());
   }
-  report(state, k, std::min(chunk, kRows), peak);
+  const int64_t auto_rows =
+      std::clamp<int64_t>((int64_t{32} << 20) / (4 * k), 256, 8192);  // as the quantizer picks
+  report(state, k, std::min(chunk > 0 ? chunk : auto_rows, kRows), peak);
 }
 
 // The textbook lookup: the full [M, K] distance matrix from cdist, then argmin.
@@ -89,8 +91,10 @@ void BM_VqNearestCdist(benchmark::State& state) {
 
 BENCHMARK(BM_VqNearestChunked)
     ->ArgNames({"K", "chunk"})
+    ->Args({512, 0})
     ->Args({512, 8192})
     ->Args({512, 1024})
+    ->Args({16384, 0})
     ->Args({16384, 8192})
     ->Args({16384, 1024})
     ->Args({16384, 256})

@@ -54,8 +54,9 @@ VectorQuantizerImpl::VectorQuantizerImpl(VectorQuantizerOptions options)
     fail("vq::VectorQuantizer", "expected num_codes > 0 and code_dim > 0, got {} and {}", k, d);
   if (options_.lookup_dim() < 0)
     fail("vq::VectorQuantizer", "expected lookup_dim >= 0, got {}", options_.lookup_dim());
-  if (options_.chunk_size() <= 0)
-    fail("vq::VectorQuantizer", "expected chunk_size > 0, got {}", options_.chunk_size());
+  if (options_.chunk_size() < 0)
+    fail("vq::VectorQuantizer", "expected chunk_size >= 0 (0 = automatic), got {}",
+         options_.chunk_size());
   if (options_.ema_decay() < 0 || options_.ema_decay() >= 1 || options_.usage_decay() < 0 ||
       options_.usage_decay() >= 1)
     fail("vq::VectorQuantizer", "expected ema_decay and usage_decay in [0, 1), got {} and {}",
@@ -95,7 +96,11 @@ torch::Tensor VectorQuantizerImpl::nearest_in(const torch::Tensor& x,
                                               const torch::Tensor& codes) const {
   torch::NoGradGuard no_grad;
   const int64_t m = x.size(0), k = codes.size(0);
-  const int64_t chunk = std::min(options_.chunk_size(), std::max<int64_t>(m, 1));
+  // Automatic chunks bound the distance buffer to 32 MB of float32 (8192 rows at K = 1024).
+  const int64_t auto_rows =
+      std::clamp<int64_t>((int64_t{32} << 20) / (4 * std::max<int64_t>(k, 1)), 256, 8192);
+  const int64_t chunk = std::min(options_.chunk_size() > 0 ? options_.chunk_size() : auto_rows,
+                                 std::max<int64_t>(m, 1));
   auto indices = torch::empty({m}, x.options().dtype(torch::kLong));  // [M]
   auto codes_t = codes.t();                                           // [D', K]
   auto codes_sq = codes.pow(2).sum(1);                                // [K]

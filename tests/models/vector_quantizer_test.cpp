@@ -362,7 +362,7 @@ TEST(VectorQuantizer, BadInputsThrow) {
   EXPECT_THROW(vq->lookup(torch::zeros({1, 2, 2}, torch::kInt)), Error);
   EXPECT_THROW(vq->lookup(torch::zeros({4}, torch::kLong)), Error);
   EXPECT_THROW((void)VectorQuantizer(VectorQuantizerOptions(0, 4)), Error);
-  EXPECT_THROW((void)VectorQuantizer(VectorQuantizerOptions(4, 4).chunk_size(0)), Error);
+  EXPECT_THROW((void)VectorQuantizer(VectorQuantizerOptions(4, 4).chunk_size(-1)), Error);
 }
 
 }  // namespace
