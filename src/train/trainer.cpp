@@ -192,6 +192,7 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     for (const auto& [k, v] : out.logs) sums[k] += v;
     ++window;
     window_images += x.size(0);
+    bar.update(1);
 
     if (state_.step % options_.log_every == 0 || state_.step == options_.steps) {
       const double seconds =
@@ -209,7 +210,6 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
       window = window_images = 0;
       window_start = std::chrono::steady_clock::now();
     }
-    bar.update(1);
     if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 &&
         state_.step < options_.steps) {
       save_checkpoint();

@@ -4,48 +4,17 @@
 
 #include <gtest/gtest.h>
 
+#include "models/model_test_util.h"
+
 #include <filesystem>
 
 namespace lf {
 namespace {
 
-torch::Tensor images(int64_t n, int64_t c, int64_t h, int64_t w) {
-  return torch::rand({n, c, h, w}) * 2 - 1;
-}
-
-// Smooth images (upsampled 4x4 noise): what a small autoencoder can overfit in a few steps.
-torch::Tensor smooth_images(int64_t n, int64_t c, int64_t h, int64_t w) {
-  namespace F = torch::nn::functional;
-  return F::interpolate(torch::rand({n, c, 4, 4}) * 2 - 1, F::InterpolateFuncOptions()
-                                                               .size(std::vector<int64_t>{h, w})
-                                                               .mode(torch::kBilinear)
-                                                               .align_corners(false));
-}
-
-// Trains on one fixed batch; returns mean(`key` over the last 3 steps) / mean(over the first 3).
-template <typename Model>
-double overfit_ratio(Model& model, const torch::Tensor& x, double lr, int steps, const char* key) {
-  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(lr));
-  double first = 0, last = 0;
-  for (int step = 0; step < steps; ++step) {
-    adam.zero_grad();
-    auto out = model->train_step(x);
-    out.loss.backward();
-    adam.step();
-    if (step < 3) first += out.logs.at(key);
-    if (step >= steps - 3) last += out.logs.at(key);
-  }
-  return last / first;
-}
-
-void expect_error(const std::function<void()>& fn, const std::string& part) {
-  try {
-    fn();
-    ADD_FAILURE() << "expected lf::Error containing \"" << part << "\"";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
-  }
-}
+using test::expect_error;
+using test::images;
+using test::overfit_ratio;
+using test::smooth_images;
 
 VQVAEOptions tiny() {
   auto o = VQVAEOptions().hidden({16, 32}).num_res_blocks(1);

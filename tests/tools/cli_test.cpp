@@ -41,7 +41,7 @@ TEST(Cli, InfoPrintsVersionsAndThreads) {
 
 TEST(Cli, EverySubcommandHasHelp) {
   for (const char* cmd : {"info", "preview", "train", "reconstruct", "encode", "decode", "sample",
-                          "eval", "import", "bench", "serve"}) {
+                          "eval", "interpolate", "import", "bench", "serve"}) {
     const auto r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd << ": " << r.output;

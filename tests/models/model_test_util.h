@@ -1,0 +1,55 @@
+// Helpers shared by the model tests: random and smooth image batches, overfitting a fixed batch,
+// and checking lf::Error messages.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+
+#include "core/error.h"
+
+namespace lf {
+namespace test {
+
+inline torch::Tensor images(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return torch::rand({n, c, h, w}) * 2 - 1;  // in [-1, 1] like the data
+}
+
+// Smooth images (upsampled 4x4 noise): what a small autoencoder can overfit in a few steps.
+inline torch::Tensor smooth_images(int64_t n, int64_t c, int64_t h, int64_t w) {
+  namespace F = torch::nn::functional;
+  return F::interpolate(torch::rand({n, c, 4, 4}) * 2 - 1, F::InterpolateFuncOptions()
+                                                               .size(std::vector<int64_t>{h, w})
+                                                               .mode(torch::kBilinear)
+                                                               .align_corners(false));
+}
+
+// Trains on one fixed batch; returns mean(`key` over the last 3 steps) / mean(over the first 3).
+template <typename Model>
+double overfit_ratio(Model& model, const torch::Tensor& x, double lr, int steps, const char* key) {
+  torch::optim::Adam adam(model->parameters(), torch::optim::AdamOptions(lr));
+  double first = 0, last = 0;
+  for (int step = 0; step < steps; ++step) {
+    adam.zero_grad();
+    auto out = model->train_step(x);
+    out.loss.backward();
+    adam.step();
+    if (step < 3) first += out.logs.at(key);
+    if (step >= steps - 3) last += out.logs.at(key);
+  }
+  return last / first;
+}
+
+inline void expect_error(const std::function<void()>& fn, const std::string& part) {
+  try {
+    fn();
+    ADD_FAILURE() << "expected lf::Error containing \"" << part << "\"";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace test
+}  // namespace lf
