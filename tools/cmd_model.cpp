@@ -36,11 +36,9 @@ LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& global
   return load_model(o.model, device, !o.no_ema);
 }
 
-torch::Tensor read_input(const std::string& path, const AutoencoderImpl& model,
-                         const Config& config) {
-  const int64_t channels = config.get<int64_t>("model.in_channels", 0);
-  auto images = read_images(path, channels);
-  return images;
+// Image files are converted to the channels the model was trained on.
+torch::Tensor read_input(const std::string& path, const Config& config) {
+  return read_images(path, config.get<int64_t>("model.in_channels", 0));
 }
 
 }  // namespace
@@ -58,7 +56,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       torch::Device device(torch::kCPU);
       auto loaded = open_model(*o, globals, device);
       torch::NoGradGuard no_grad;
-      const auto x = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
+      const auto x = read_input(o->inputs[0], loaded.config).to(device);
       const auto y = loaded.model->reconstruct(x).clamp(-1, 1).to(torch::kCPU);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
@@ -77,7 +75,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       torch::Device device(torch::kCPU);
       auto loaded = open_model(*o, globals, device);
       torch::NoGradGuard no_grad;
-      const auto x = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
+      const auto x = read_input(o->inputs[0], loaded.config).to(device);
       std::map<std::string, torch::Tensor> out;
       for (const auto& [k, v] : loaded.model->encode(x)) out[k] = v.to(torch::kCPU).contiguous();
       prepare_output(o->out);
@@ -144,8 +142,8 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
         throw Error(fmt::format("[interpolate] {}: a {} model; interpolation needs a VAE", o->model,
                                 loaded.model->kind()));
       torch::NoGradGuard no_grad;
-      const auto a = read_input(o->inputs[0], *loaded.model, loaded.config).to(device);
-      const auto b = read_input(o->inputs[1], *loaded.model, loaded.config).to(device);
+      const auto a = read_input(o->inputs[0], loaded.config).to(device);
+      const auto b = read_input(o->inputs[1], loaded.config).to(device);
       if (a.size(0) != 1 || b.size(0) != 1)
         throw Error("[interpolate] expected one image in each input");
       const auto y = vae->interpolate(a, b, o->steps).clamp(-1, 1).to(torch::kCPU);

@@ -27,7 +27,8 @@ struct VectorQuantizerOptions {
   TORCH_ARG(double, usage_decay) = 0.99;  // EMA decay of per-code usage (dead-code detection)
   TORCH_ARG(bool, l2_normalize) = false;  // cosine lookup: z and codes l2-normalised
   TORCH_ARG(int64_t, lookup_dim) = 0;  // > 0: project z to this dim for lookup (factorised codes)
-  TORCH_ARG(int64_t, chunk_size) = 0;  // rows of z per distance chunk; 0: as many as keep the [rows, K] buffer <= 32 MB
+  TORCH_ARG(int64_t, chunk_size) =
+      0;  // rows of z per distance chunk; 0: as many as keep the [rows, K] buffer <= 32 MB
 };
 
 struct CodebookStats {
