@@ -78,17 +78,8 @@ TEST(AE, GradientsReachTheFirstConv) {
 
 TEST(AE, SaveLoadGivesIdenticalOutputs) {
   const auto options = AEOptions().hidden({8, 16}).num_res_blocks(1);
-  AE model(options);
-  model->eval();
-  const auto path = std::filesystem::path(testing::TempDir()) / "lf_ae_roundtrip.pt";
-  torch::save(model, path.string());
-  AE loaded(options);
-  torch::load(loaded, path.string());
-  loaded->eval();
-  const auto x = images(2, 1, 16, 16);
-  torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::equal(model->reconstruct(x), loaded->reconstruct(x)));
-  std::filesystem::remove(path);
+  AE model(options), loaded(options);
+  test::expect_round_trip_identical(model, loaded, images(2, 1, 16, 16), "lf_ae_roundtrip");
 }
 
 TEST(AE, OptionsJsonRoundTrip) {

@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <functional>
 #include <string>
 
 #include "core/error.h"
+#include "io/state_dict.h"
 
 namespace lf {
 namespace test {
@@ -49,6 +51,21 @@ inline void expect_error(const std::function<void()>& fn, const std::string& par
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
+}
+
+// Saves `model` as .safetensors (the product's weight format), loads it strictly into `fresh`
+// (built from the same options) and expects identical eval-mode reconstructions of x.
+template <typename Model>
+void expect_round_trip_identical(Model& model, Model& fresh, const torch::Tensor& x,
+                                 const std::string& name) {
+  model->eval();
+  const std::string path = ::testing::TempDir() + "/" + name + ".safetensors";
+  save_module_safetensors(*model, path);
+  load_module_safetensors(*fresh, path, /*strict=*/true);
+  fresh->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(model->reconstruct(x), fresh->reconstruct(x)));
+  std::filesystem::remove(path);
 }
 
 }  // namespace test

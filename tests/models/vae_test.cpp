@@ -164,18 +164,10 @@ TEST(VAE, SaveLoadGivesIdenticalOutputs) {
   for (const char* variant : {"conv", "spatial"}) {
     SCOPED_TRACE(variant);
     const auto options = tiny_conv().variant(variant);
-    VAE model(options);
+    VAE model(options), loaded(options);
     model->train_step(images(4, 1, 16, 16));  // moves the BatchNorm running statistics
-    model->eval();
-    const auto path = std::filesystem::path(testing::TempDir()) / "lf_vae_roundtrip.pt";
-    torch::save(model, path.string());
-    VAE loaded(options);
-    torch::load(loaded, path.string());
-    loaded->eval();
-    const auto x = images(2, 1, 16, 16);
-    torch::NoGradGuard no_grad;
-    EXPECT_TRUE(torch::equal(model->reconstruct(x), loaded->reconstruct(x)));
-    std::filesystem::remove(path);
+    test::expect_round_trip_identical(model, loaded, images(2, 1, 16, 16),
+                                      std::string("lf_vae_roundtrip_") + variant);
   }
 }
 

@@ -117,19 +117,12 @@ TEST(VQVAE, CollapsePresetCollapsesAndRestartRepairsIt) {
 
 TEST(VQVAE, SaveLoadGivesIdenticalOutputs) {
   const auto options = tiny();
-  VQVAE model(options);
+  VQVAE model(options), loaded(options);
   model->train_step(images(4, 1, 16, 16));  // runs the k-means init (sets its buffer)
-  model->eval();
-  const auto path = std::filesystem::path(testing::TempDir()) / "lf_vqvae_roundtrip.pt";
-  torch::save(model, path.string());
-  VQVAE loaded(options);
-  torch::load(loaded, path.string());
-  loaded->eval();
   const auto x = images(2, 1, 16, 16);
+  test::expect_round_trip_identical(model, loaded, x, "lf_vqvae_roundtrip");
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->encode(x).at("indices"), loaded->encode(x).at("indices")));
-  EXPECT_TRUE(torch::equal(model->reconstruct(x), loaded->reconstruct(x)));
-  std::filesystem::remove(path);
 }
 
 TEST(VQVAE, OptionsJsonRoundTrip) {
