@@ -1,7 +1,6 @@
 // `latentforge preview`: load a dataset through the data loader and write a grid of its images.
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 
 #include "cli.h"
 #include "core/log.h"
@@ -50,8 +49,7 @@ void run_preview(const PreviewOptions& options, const GlobalOptions& globals) {
   std::printf("pixels    mean %.4f, std %.4f, range [%.3f, %.3f] (in [-1, 1])\n",
               batch.images.mean().item<double>(), batch.images.std().item<double>(),
               batch.images.min().item<double>(), batch.images.max().item<double>());
-  const auto parent = std::filesystem::path(options.out).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent);
+  prepare_output(options.out);
   write_images(options.out, batch.images, options.nrow);
   std::printf("wrote     %s\n", options.out.c_str());
 }

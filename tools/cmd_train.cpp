@@ -52,7 +52,14 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
         fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to "
                     "start over, or --out)",
                     run_dir, run_dir));
-  if (o.resume.empty() && o.force) fs::remove_all(run_dir);
+  if (o.resume.empty() && o.force) {
+    // Remove only what a run writes: --out may name a folder that holds other things too.
+    fs::remove_all(run_dir + "/checkpoints");
+    for (const char* file :
+         {"log.jsonl", "model.safetensors", "metrics.json", "reconstructions.png",
+          "training_curves.png", "codebook_usage.png", "samples.png", "command.txt"})
+      fs::remove(run_dir + "/" + file);
+  }
 
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
   auto train_data = open_dataset(spec);

@@ -32,6 +32,9 @@ EvalResult evaluate(AutoencoderImpl& model, const Dataset& data, torch::Device d
   ImageMetricsAccumulator metrics;
   EvalResult result;
   const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
+  int64_t k = 0;  // codebook size of a VQ model, for the usage histogram
+  for (const auto& m : model.modules(false))
+    if (auto* vq = dynamic_cast<VectorQuantizerImpl*>(m.get())) k = vq->options().num_codes();
   for (int64_t begin = 0; begin < n; begin += batch_size) {
     std::vector<int64_t> indices;
     for (int64_t i = begin; i < std::min(n, begin + batch_size); ++i) indices.push_back(i);
@@ -40,9 +43,6 @@ EvalResult evaluate(AutoencoderImpl& model, const Dataset& data, torch::Device d
     const auto reconstruction = model.decode(code);
     metrics.add(x, reconstruction);
     if (auto it = code.find("indices"); it != code.end()) {
-      int64_t k = 0;
-      for (const auto& m : model.modules(false))
-        if (auto* vq = dynamic_cast<VectorQuantizerImpl*>(m.get())) k = vq->options().num_codes();
       const auto counts = torch::bincount(it->second.flatten().to(torch::kCPU), {}, k);
       result.code_counts = result.code_counts.defined() ? result.code_counts + counts : counts;
     }

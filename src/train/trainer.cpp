@@ -160,7 +160,10 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
   ProgressBarOptions bar_options;
   bar_options.label = model_->kind();
   bar_options.unit = "step";
-  if (!progress_bar) bar_options.plain_interval_s = 1e9;
+  if (!progress_bar) {  // quiet: no redraws, no plain lines
+    bar_options.force_tty = 0;
+    bar_options.plain_interval_s = 1e9;
+  }
   ProgressBar bar(options_.steps, bar_options);
   bar.set_position(state_.step);
 
