@@ -23,6 +23,7 @@ void apply_globals(const GlobalOptions& globals);
 void register_info(CLI::App& app, const GlobalOptions& globals);
 void register_preview(CLI::App& app, const GlobalOptions& globals);
 void register_planned(CLI::App& app, const GlobalOptions& globals);
+void register_import(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);
 void register_bench(CLI::App& app, const GlobalOptions& globals);

@@ -5,6 +5,7 @@
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
+#include "model_source.h"
 #include "models/vae.h"
 #include "train/checkpoint.h"
 
@@ -13,32 +14,28 @@ namespace lf::cli {
 namespace {
 
 struct ModelCommandOptions {
-  std::string model;
+  ModelSource source;
   std::vector<std::string> inputs;
   std::string out;
   int64_t count = 64;
   int64_t nrow = 8;
   int64_t steps = 8;
-  bool no_ema = false;
 };
 
 void add_model_option(CLI::App* cmd, ModelCommandOptions& o) {
-  cmd->add_option("-m,--model", o.model,
-                  "run folder, checkpoint folder, or model .safetensors with config.json beside it")
-      ->required();
-  cmd->add_flag("--no-ema", o.no_ema, "use the raw weights even when EMA weights exist");
+  add_model_source(cmd, o.source);
 }
 
 LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& globals,
                        torch::Device& device) {
   apply_globals(globals);
   device = parse_device(globals.device);
-  return load_model(o.model, device, !o.no_ema);
+  return open_model_source(o.source, device);
 }
 
 // Image files are converted to the channels the model was trained on.
 torch::Tensor read_input(const std::string& path, const Config& config) {
-  return read_images(path, config.get<int64_t>("model.in_channels", 0));
+  return read_images(path, model_in_channels(config));
 }
 
 }  // namespace
@@ -49,6 +46,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
     auto* cmd = app.add_subcommand("reconstruct",
                                    "encode and decode images (png/jpg or .safetensors 'images')");
     add_model_option(cmd, *o);
+    add_tile_options(cmd, o->source);
     cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
     cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")
         ->required();
@@ -67,6 +65,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
     auto* cmd = app.add_subcommand(
         "encode", "images -> .safetensors of latents (VQ: indices + latents; VAE: mean + logvar)");
     add_model_option(cmd, *o);
+    add_tile_options(cmd, o->source);
     cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
     cmd->add_option("-o,--out", o->out, "output .safetensors")->required();
     cmd->callback([o, &globals] {
@@ -86,6 +85,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
     auto o = std::make_shared<ModelCommandOptions>();
     auto* cmd = app.add_subcommand("decode", ".safetensors of latents or indices -> images");
     add_model_option(cmd, *o);
+    add_tile_options(cmd, o->source);
     cmd->add_option("input", o->inputs, ".safetensors written by encode (keys indices or latents)")
         ->required()
         ->expected(1);
@@ -139,7 +139,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       auto loaded = open_model(*o, globals, device);
       auto* vae = dynamic_cast<VAEImpl*>(loaded.model.get());
       if (!vae)
-        throw Error(fmt::format("[interpolate] {}: a {} model; interpolation needs a VAE", o->model,
+        throw Error(fmt::format("[interpolate] a {} model; interpolation needs a VAE",
                                 loaded.model->kind()));
       torch::NoGradGuard no_grad;
       const auto a = read_input(o->inputs[0], loaded.config).to(device);

@@ -6,7 +6,6 @@ namespace lf::cli {
 
 void register_planned(CLI::App& app, const GlobalOptions& globals) {
   const std::pair<const char*, const char*> planned[] = {
-      {"import", "convert an original checkpoint (taming, CompVis/SD, diffusers)"},
       {"serve", "local web UI"},
   };
   for (const auto& [name, help] : planned) {

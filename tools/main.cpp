@@ -53,6 +53,7 @@ int main(int argc, char** argv) {
   register_eval(app, globals);
   register_bench(app, globals);
   register_model_commands(app, globals);
+  register_import(app, globals);
   register_planned(app, globals);
   for (int i = 0; i < argc; ++i) globals.command_line += (i ? " " : "") + std::string(argv[i]);
 

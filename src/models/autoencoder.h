@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "io/config.h"
 
@@ -39,6 +40,21 @@ class AutoencoderImpl : public torch::nn::Module {
   virtual torch::Tensor sample(int64_t n);
   // The resolved hyperparameters, saved as config.json beside every checkpoint.
   virtual Json options_json() const = 0;
+
+  // ---- Adversarial training (VQGAN, KL autoencoder); the defaults mean "no discriminator" ----
+  // The trainer's global step, set before every train_step (discriminator start, schedules).
+  virtual void set_step(int64_t step) { (void)step; }
+  // Parameters of the second player: the trainer gives them their own optimizer and excludes them
+  // from the generator's. Empty: no discriminator.
+  virtual std::vector<torch::Tensor> discriminator_parameters() { return {}; }
+  // Whether discriminator_step should run at this step (e.g. step >= disc_start).
+  virtual bool discriminator_active(int64_t step) const {
+    (void)step;
+    return false;
+  }
+  // The discriminator's loss on real x and the generator step's reconstruction (detached here).
+  virtual TrainOutput discriminator_step(const torch::Tensor& x,
+                                         const torch::Tensor& reconstruction);
 };
 
 using AutoencoderPtr = std::shared_ptr<AutoencoderImpl>;

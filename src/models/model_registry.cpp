@@ -5,7 +5,9 @@
 
 #include "core/error.h"
 #include "models/ae.h"
+#include "models/autoencoder_kl.h"
 #include "models/vae.h"
+#include "models/vqgan.h"
 #include "models/vqvae.h"
 
 namespace lf {
@@ -37,6 +39,9 @@ const std::vector<ModelEntry>& registry() {
       {"ae", ae_preset_names, build<AEImpl, AEOptions, ae_preset>},
       {"vae", vae_preset_names, build<VAEImpl, VAEOptions, vae_preset>},
       {"vqvae", vqvae_preset_names, build<VQVAEImpl, VQVAEOptions, vqvae_preset>},
+      {"vqgan", vqgan_preset_names, build<VQGANImpl, VQGANOptions, vqgan_preset>},
+      {"autoencoder_kl", autoencoder_kl_preset_names,
+       build<AutoencoderKLImpl, AutoencoderKLOptions, autoencoder_kl_preset>},
   };
   return entries;
 }

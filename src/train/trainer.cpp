@@ -33,25 +33,60 @@ Trainer::Trainer(AutoencoderPtr model, DatasetPtr data, TrainOptions options, st
 
 Trainer::~Trainer() = default;
 
-void Trainer::build_optimizer() {
-  std::vector<torch::Tensor> params;
-  for (auto& p : model_->parameters())
-    if (p.requires_grad()) params.push_back(p);
-  if (options_.optimizer == "adamw") {
-    optimizer_ =
-        std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(options_.lr)
-                                                          .betas({options_.beta1, options_.beta2})
-                                                          .weight_decay(options_.weight_decay));
-  } else {
-    optimizer_ =
-        std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(options_.lr)
-                                                         .betas({options_.beta1, options_.beta2})
-                                                         .weight_decay(options_.weight_decay));
+namespace {
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
+                                                        std::vector<torch::Tensor> params) {
+  if (o.optimizer == "adamw")
+    return std::make_unique<torch::optim::AdamW>(
+        params,
+        torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+  return std::make_unique<torch::optim::Adam>(
+      params,
+      torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
+}
+
+// Turns requires_grad off for a set of parameters while alive (the discriminator during the
+// generator step, as Lightning's toggle_optimizer does): no gradients are computed or kept for it.
+class FrozenParameters {
+ public:
+  explicit FrozenParameters(const std::vector<torch::Tensor>& params) : params_(params) {
+    for (auto& p : params_) p.requires_grad_(false);
   }
+  ~FrozenParameters() {
+    for (auto& p : params_) p.requires_grad_(true);
+  }
+  FrozenParameters(const FrozenParameters&) = delete;
+  FrozenParameters& operator=(const FrozenParameters&) = delete;
+
+ private:
+  std::vector<torch::Tensor> params_;
+};
+
+}  // namespace
+
+void Trainer::build_optimizer() {
+  // The discriminator (if any) gets its own optimizer; the generator's takes everything else.
+  disc_params_.clear();
+  for (auto& p : model_->discriminator_parameters())
+    if (p.requires_grad()) disc_params_.push_back(p);
+  const auto is_disc = [this](const torch::Tensor& p) {
+    for (const auto& d : disc_params_)
+      if (d.is_same(p)) return true;
+    return false;
+  };
+  gen_params_.clear();
+  for (auto& p : model_->parameters())
+    if (p.requires_grad() && !is_disc(p)) gen_params_.push_back(p);
+  optimizer_ = make_optimizer(options_, gen_params_);
+  disc_optimizer_.reset();
+  if (!disc_params_.empty()) disc_optimizer_ = make_optimizer(options_, disc_params_);
 }
 
 void Trainer::set_lr(double lr) {
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
+  if (disc_optimizer_)
+    for (auto& group : disc_optimizer_->param_groups()) group.options().set_lr(lr);
 }
 
 void Trainer::update_ema() {
@@ -89,6 +124,11 @@ void Trainer::save_checkpoint() {
     optimizer_->save(archive);
     archive.save_to(temp_dir + "/optimizer.pt");
   }
+  if (disc_optimizer_) {
+    torch::serialize::OutputArchive archive;
+    disc_optimizer_->save(archive);
+    archive.save_to(temp_dir + "/optimizer_disc.pt");
+  }
   {
     torch::serialize::OutputArchive archive;
     archive.write("step", torch::tensor(state_.step, torch::kInt64));
@@ -125,6 +165,16 @@ void Trainer::resume(const std::string& path) {
     torch::serialize::InputArchive archive;
     archive.load_from(dir + "/optimizer.pt");
     optimizer_->load(archive);
+    if (disc_optimizer_) {
+      if (!fs::is_regular_file(dir + "/optimizer_disc.pt", ec))
+        fail("resume",
+             "{}: the model has a discriminator but the checkpoint has no "
+             "optimizer_disc.pt",
+             dir);
+      torch::serialize::InputArchive disc_archive;
+      disc_archive.load_from(dir + "/optimizer_disc.pt");
+      disc_optimizer_->load(disc_archive);
+    }
     torch::serialize::InputArchive state;
     state.load_from(dir + "/state.pt");
     torch::Tensor step, epoch, batch, rng;
@@ -176,21 +226,37 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     set_lr(lr);
     Batch batch = loader_->next();
     const auto x = batch.images.to(device_);
+    model_->set_step(state_.step);
     optimizer_->zero_grad();
-    TrainOutput out = model_->train_step(x);
-    if (!torch::isfinite(out.loss).item<bool>())
-      fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step,
-           out.loss.item<double>());
-    out.loss.backward();
+    TrainOutput out;
+    {
+      FrozenParameters frozen(disc_params_);
+      out = model_->train_step(x);
+      if (!torch::isfinite(out.loss).item<bool>())
+        fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step,
+             out.loss.item<double>());
+      out.loss.backward();
+    }
     double grad_norm = 0;
     if (options_.grad_clip > 0)
-      grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), options_.grad_clip);
+      grad_norm = torch::nn::utils::clip_grad_norm_(gen_params_, options_.grad_clip);
     optimizer_->step();
+    out.logs["loss"] = out.loss.item<double>();
+    if (disc_optimizer_ && model_->discriminator_active(state_.step)) {
+      // Second player, on the same batch and the generator step's reconstruction (detached).
+      disc_optimizer_->zero_grad();
+      TrainOutput d = model_->discriminator_step(x, out.reconstruction.detach());
+      if (!torch::isfinite(d.loss).item<bool>())
+        fail("train", "step {}: discriminator loss is {} (lower train.lr)", state_.step,
+             d.loss.item<double>());
+      d.loss.backward();
+      disc_optimizer_->step();
+      for (const auto& [k, v] : d.logs) out.logs[k] = v;
+    }
     update_ema();
     ++state_.step;
     state_.data = loader_->position();
 
-    out.logs["loss"] = out.loss.item<double>();
     out.logs["grad_norm"] = grad_norm;
     for (const auto& [k, v] : out.logs) sums[k] += v;
     ++window;

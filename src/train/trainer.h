@@ -1,6 +1,7 @@
 // The training loop shared by every autoencoder: optimizer with warm-up + cosine schedule, gradient
-// clipping, EMA of weights, JSONL logs of every loss and statistic, atomic checkpoints and exact
-// resume (model, optimizer, EMA, step, data position, RNG).
+// clipping, a second optimizer alternating with the first for models with a discriminator (taming's
+// two-optimizer GAN step), EMA of weights, JSONL logs of every loss and statistic, atomic
+// checkpoints and exact resume (model, optimizer, EMA, step, data position, RNG).
 #pragma once
 
 #include <functional>
@@ -43,7 +44,9 @@ class Trainer {
   Config run_config_;
   torch::Device device_;
   uint64_t seed_;
-  std::unique_ptr<torch::optim::Optimizer> optimizer_;
+  std::unique_ptr<torch::optim::Optimizer> optimizer_;       // generator (or only) optimizer
+  std::unique_ptr<torch::optim::Optimizer> disc_optimizer_;  // only with a discriminator
+  std::vector<torch::Tensor> gen_params_, disc_params_;
   std::unique_ptr<DataLoader> loader_;
   TensorMap ema_;  // name -> EMA tensor (parameters and buffers)
   TrainingState state_;

@@ -1,0 +1,265 @@
+// Stable Diffusion 1.x VAE (full size, random weights) on the CPU: encode and decode time at 256
+// and 512 px against the reference ldm modules run by Debian's python3-torch in the same run
+// (bench/sd_vae_reference.py), both as a fraction of the machine's measured float32 matmul FLOP/s,
+// and the peak memory of decode at 512 and 1024 px with and without tiling (each measured in a
+// child process of its own, from its resident-set high-water mark).
+//
+//   build/bench/sd_vae_bench [--sizes 256 512] [--repeats 3] [--memory-sizes 512 1024]
+//                            [--tile 256] [--no-reference] [--threads N]
+//
+// Not a Google Benchmark: the reference must run in the same session and the memory cases in
+// fresh processes.
+#include <malloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/runtime.h"
+#include "io/config.h"
+#include "models/autoencoder_kl.h"
+#include "models/model_registry.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+  std::vector<int64_t> sizes = {256, 512};
+  std::vector<int64_t> memory_sizes = {512, 1024};
+  int repeats = 3;
+  int64_t tile = 256;
+  int threads = 0;
+  bool reference = true;
+  // Child mode: "--memory-case SIZE TILE" measures one decode and prints the peak in MB.
+  int64_t memory_case_size = 0;
+  int64_t memory_case_tile = 0;
+};
+
+int64_t status_kb(const std::string& field) {  // a "VmHWM:"-style line of /proc/self/status
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
+  return -1;
+}
+
+lf::AutoencoderKL make_sd_vae() {
+  torch::manual_seed(0);
+  auto model = lf::make_model(
+      lf::Config(lf::Json{{"type", "autoencoder_kl"}, {"preset", "sd_v1"}, {"loss", nullptr}}));
+  auto kl = std::dynamic_pointer_cast<lf::AutoencoderKLImpl>(model);
+  kl->eval();
+  return lf::AutoencoderKL(kl);
+}
+
+template <typename Fn>
+double median_ms(Fn&& fn, int repeats) {
+  fn();  // warm-up
+  std::vector<double> ms;
+  for (int i = 0; i < repeats; ++i) {
+    const auto start = Clock::now();
+    fn();
+    ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+double matmul_gflops() {
+  const int64_t n = 2048;
+  const auto a = torch::randn({n, n}), b = torch::randn({n, n});
+  const double ms = median_ms([&] { torch::mm(a, b); }, 5);
+  return 2.0 * n * n * n / (ms * 1e-3) / 1e9;
+}
+
+// Analytic multiply-adds of the SD encoder (+ quant_conv) and decoder (+ post_quant_conv) at
+// size x size, counting convolutions and the attention matmuls (as bench/sd_vae_reference.py).
+double sd_flops(const std::string& part, int64_t size) {
+  const auto conv = [](double cin, double cout, double k, double h, double w) {
+    return cin * cout * k * k * h * w;
+  };
+  const auto resnet = [&](double cin, double cout, double h, double w) {
+    return conv(cin, cout, 3, h, w) + conv(cout, cout, 3, h, w) +
+           (cin != cout ? conv(cin, cout, 1, h, w) : 0.0);
+  };
+  const auto attn = [&](double c, double h, double w) {
+    return 4 * conv(c, c, 1, h, w) + 2 * (h * w) * (h * w) * c;
+  };
+  const std::vector<double> mult = {1, 2, 4, 4};
+  const double ch = 128;
+  double macs = 0;
+  if (part == "encode") {
+    double res = static_cast<double>(size), in = ch;
+    macs += conv(3, ch, 3, res, res);
+    for (size_t level = 0; level < mult.size(); ++level) {
+      const double out = ch * mult[level];
+      for (int b = 0; b < 2; ++b, in = out) macs += resnet(in, out, res, res);
+      if (level + 1 < mult.size()) {
+        res /= 2;
+        macs += conv(out, out, 3, res, res);  // stride-2 downsample conv
+      }
+    }
+    macs += 2 * resnet(in, in, res, res) + attn(in, res, res);
+    macs += conv(in, 8, 3, res, res) + conv(8, 8, 1, res, res);
+  } else {
+    double res = static_cast<double>(size) / 8, in = ch * mult.back();
+    macs += conv(4, 4, 1, res, res) + conv(4, in, 3, res, res);
+    macs += 2 * resnet(in, in, res, res) + attn(in, res, res);
+    for (int level = static_cast<int>(mult.size()) - 1; level >= 0; --level) {
+      const double out = ch * mult[level];
+      for (int b = 0; b < 3; ++b, in = out) macs += resnet(in, out, res, res);
+      if (level > 0) {
+        res *= 2;
+        macs += conv(out, out, 3, res, res);  // conv after nearest upsampling
+      }
+    }
+    macs += conv(in, 3, 3, res, res);
+  }
+  return 2 * macs;
+}
+
+// Runs bench/sd_vae_reference.py and collects {part/size -> ms}.
+std::map<std::string, double> run_reference(const Args& args) {
+  std::string cmd = "/usr/bin/python3 " + std::string(LF_SOURCE_DIR) +
+                    "/bench/sd_vae_reference.py --repeats " + std::to_string(args.repeats) +
+                    " --threads " + std::to_string(torch::get_num_threads()) + " --sizes";
+  for (auto s : args.sizes) cmd += " " + std::to_string(s);
+  cmd += " 2>/dev/null";
+  std::map<std::string, double> result;
+  std::FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return result;
+  char buffer[4096];
+  while (std::fgets(buffer, sizeof buffer, pipe)) {
+    try {
+      const auto line = lf::Json::parse(buffer);
+      if (line.contains("part") && line.contains("size") && line.contains("ms"))
+        result[line["part"].get<std::string>() + "/" +
+               std::to_string(line["size"].get<int64_t>())] = line["ms"].get<double>();
+    } catch (const std::exception&) {
+    }
+  }
+  pclose(pipe);
+  return result;
+}
+
+// Child: one decode of a size x size image's latent, printing the resident peak it added.
+int memory_case(const Args& args) {
+  auto vae = make_sd_vae();
+  torch::NoGradGuard no_grad;
+  if (args.memory_case_tile > 0)
+    vae->set_tiling({args.memory_case_tile, args.memory_case_tile / 4});
+  const auto z = torch::randn({1, 4, args.memory_case_size / 8, args.memory_case_size / 8});
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  const int64_t start = status_kb("VmRSS:");
+  auto y = vae->decode_latents(z);
+  const int64_t peak = status_kb("VmHWM:");
+  std::printf("%.1f\n", static_cast<double>(peak - start) / 1024.0);
+  return 0;
+}
+
+double measure_memory(int64_t size, int64_t tile) {
+  const std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --threads " +
+                          std::to_string(torch::get_num_threads()) + " --memory-case " +
+                          std::to_string(size) + " " + std::to_string(tile);
+  std::FILE* pipe = popen(cmd.c_str(), "r");
+  double mb = -1;
+  if (pipe) {
+    if (std::fscanf(pipe, "%lf", &mb) != 1) mb = -1;
+    pclose(pipe);
+  }
+  return mb;
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  const auto list = [&](int& i) {
+    std::vector<int64_t> v;
+    while (i + 1 < argc && argv[i + 1][0] != '-') v.push_back(std::stoll(argv[++i]));
+    return v;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--sizes")
+      a.sizes = list(i);
+    else if (arg == "--memory-sizes")
+      a.memory_sizes = list(i);
+    else if (arg == "--repeats" && i + 1 < argc)
+      a.repeats = std::stoi(argv[++i]);
+    else if (arg == "--tile" && i + 1 < argc)
+      a.tile = std::stoll(argv[++i]);
+    else if (arg == "--threads" && i + 1 < argc)
+      a.threads = std::stoi(argv[++i]);
+    else if (arg == "--no-reference")
+      a.reference = false;
+    else if (arg == "--memory-case" && i + 2 < argc) {
+      a.memory_case_size = std::stoll(argv[++i]);
+      a.memory_case_tile = std::stoll(argv[++i]);
+    } else {
+      std::fprintf(stderr, "sd_vae_bench: unknown argument '%s'\n", arg.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  lf::set_threads(args.threads);
+  if (args.memory_case_size > 0) return memory_case(args);
+
+  std::printf("SD 1.x VAE, float32 CPU, batch 1, %d threads, median of %d after a warm-up\n",
+              torch::get_num_threads(), args.repeats);
+  const double peak = matmul_gflops();
+  std::printf("matmul 2048^3: %.1f GFLOP/s\n\n", peak);
+  std::map<std::string, double> ours;
+  {
+    auto vae = make_sd_vae();
+    torch::NoGradGuard no_grad;
+    for (auto size : args.sizes) {
+      const auto x = torch::rand({1, 3, size, size}) * 2 - 1;
+      const auto z = torch::randn({1, 4, size / 8, size / 8});
+      ours["encode/" + std::to_string(size)] =
+          median_ms([&] { vae->encode_moments(x); }, args.repeats);
+      ours["decode/" + std::to_string(size)] =
+          median_ms([&] { vae->decode_latents(z); }, args.repeats);
+    }
+  }
+  const auto reference = args.reference ? run_reference(args) : std::map<std::string, double>{};
+  std::printf(
+      "| part | size | GFLOP | ours (ms) | ours, %% of matmul | ldm reference (ms) | "
+      "reference, %% of matmul | ratio (ref / ours) |\n|---|---|---|---|---|---|---|---|\n");
+  for (const char* part : {"encode", "decode"}) {
+    for (auto size : args.sizes) {
+      const std::string key = std::string(part) + "/" + std::to_string(size);
+      const double flops = sd_flops(part, size), ms = ours[key];
+      const auto ref = reference.find(key);
+      const auto pct = [&](double t) { return 100.0 * flops / (t * 1e-3) / (peak * 1e9); };
+      if (ref != reference.end())
+        std::printf("| %s | %lld | %.0f | %.0f | %.0f%% | %.0f | %.0f%% | %.2f |\n", part,
+                    static_cast<long long>(size), flops / 1e9, ms, pct(ms), ref->second,
+                    pct(ref->second), ref->second / ms);
+      else
+        std::printf("| %s | %lld | %.0f | %.0f | %.0f%% | - | - | - |\n", part,
+                    static_cast<long long>(size), flops / 1e9, ms, pct(ms));
+    }
+  }
+  if (!args.memory_sizes.empty()) {
+    std::printf(
+        "\nDecode peak memory (resident set added by one decode, MB; tile %lld px, "
+        "overlap %lld):\n| size | untiled | tiled |\n|---|---|---|\n",
+        static_cast<long long>(args.tile), static_cast<long long>(args.tile / 4));
+    for (auto size : args.memory_sizes)
+      std::printf("| %lld | %.0f | %.0f |\n", static_cast<long long>(size), measure_memory(size, 0),
+                  measure_memory(size, args.tile));
+  }
+  return 0;
+}
