@@ -10,18 +10,15 @@ NAME.json with the values the test asserts. Run: /usr/bin/python3 scripts/make_s
 """
 import json
 import os
-import struct
+import sys
 
 import numpy as np
 import torch
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "safetensors")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from safetensors_writer import NUMPY, serialize  # noqa: E402
 
-# Position in the reference library's Dtype enum (BOOL < U8 < I8 < ... < F64 < I64 < U64).
-RANK = {"BOOL": 0, "U8": 1, "I8": 2, "I16": 5, "F16": 7, "BF16": 8, "I32": 9, "F32": 11,
-        "F64": 12, "I64": 13}
-NUMPY = {"BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "F16": np.float16,
-         "I32": np.int32, "F32": np.float32, "F64": np.float64, "I64": np.int64}
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "safetensors")
 
 
 def tensor_bytes(dtype, values, shape):
@@ -40,22 +37,13 @@ def tensor_bytes(dtype, values, shape):
 
 def write(name, tensors, metadata=None):
     """tensors: {name: (dtype, shape, values)}; writes NAME.safetensors and NAME.json."""
-    order = sorted(tensors, key=lambda k: (-RANK[tensors[k][0]], k.encode("utf-8")))
-    header, buffers, expected = {}, [], {}
-    if metadata is not None:
-        # The reference keeps metadata in a HashMap (any order); sorted keys make files reproducible.
-        header["__metadata__"] = dict(sorted(metadata.items(), key=lambda kv: kv[0].encode("utf-8")))
-    offset = 0
-    for key in order:
-        dtype, shape, values = tensors[key]
+    entries, expected = {}, {}
+    for key, (dtype, shape, values) in tensors.items():
         data, stored = tensor_bytes(dtype, values, shape)
-        header[key] = {"dtype": dtype, "shape": shape, "data_offsets": [offset, offset + len(data)]}
-        buffers.append(data)
-        offset += len(data)
+        entries[key] = (dtype, shape, data)
         expected[key] = {"dtype": dtype, "shape": shape, "values": stored}
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    text += b" " * ((8 - len(text) % 8) % 8)
-    blob = struct.pack("<Q", len(text)) + text + b"".join(buffers)
+    blob, order = serialize(entries, metadata)
+    expected = {key: expected[key] for key in order}
     with open(os.path.join(OUT, name + ".safetensors"), "wb") as f:
         f.write(blob)
     with open(os.path.join(OUT, name + ".json"), "w", encoding="utf-8") as f:
