@@ -1,11 +1,13 @@
 // Stable Diffusion 1.x VAE (full size, random weights) on the CPU: encode and decode time at 256
 // and 512 px against the reference ldm modules run by Debian's python3-torch in the same run
 // (bench/sd_vae_reference.py), both as a fraction of the machine's measured float32 matmul FLOP/s,
-// and the peak memory of decode at 512 and 1024 px with and without tiling (each measured in a
-// child process of its own, from its resident-set high-water mark).
+// the peak memory of decode at 512 and 1024 px with and without tiling (each measured in a
+// child process of its own, from its resident-set high-water mark), and the seam: how far tiled
+// encode/decode output is from untiled output (random SD weights at 256 px, and with --seam-model
+// a trained VQGAN/KL run on a 4x4 grid of Fashion-MNIST test images).
 //
 //   build/bench/sd_vae_bench [--sizes 256 512] [--repeats 3] [--memory-sizes 512 1024]
-//                            [--tile 256] [--no-reference] [--threads N]
+//                            [--tile 256] [--no-reference] [--threads N] [--seam-model RUN]
 //
 // Not a Google Benchmark: the reference must run in the same session and the memory cases in
 // fresh processes.
@@ -13,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -21,9 +24,13 @@
 #include <vector>
 
 #include "core/runtime.h"
+#include "data/dataset_factory.h"
+#include "eval/image_metrics.h"
 #include "io/config.h"
 #include "models/autoencoder_kl.h"
+#include "models/ldm_autoencoder.h"
 #include "models/model_registry.h"
+#include "train/checkpoint.h"
 
 namespace {
 
@@ -39,6 +46,7 @@ struct Args {
   // Child mode: "--memory-case SIZE TILE" measures one decode and prints the peak in MB.
   int64_t memory_case_size = 0;
   int64_t memory_case_tile = 0;
+  std::string seam_model;  // a trained VQGAN / KL run folder
 };
 
 int64_t status_kb(const std::string& field) {  // a "VmHWM:"-style line of /proc/self/status
@@ -177,6 +185,36 @@ double measure_memory(int64_t size, int64_t tile) {
   return mb;
 }
 
+// Tiled vs untiled reconstruction of x through `model` (an ldm autoencoder): max and mean absolute
+// difference and the PSNR of the tiled output against the untiled one, for encode-only tiling,
+// decode-only tiling and both.
+void report_seam(lf::LdmAutoencoderImpl& model, const torch::Tensor& x, int64_t tile,
+                 int64_t overlap, const std::string& label) {
+  torch::NoGradGuard no_grad;
+  const auto split = [&](const torch::Tensor& moments) {  // the decoder's input from the moments
+    return moments.narrow(1, 0, model.post_quant_conv->options.in_channels());
+  };
+  model.set_tiling({});
+  const auto moments = model.encode_moments(x);
+  const auto full = model.decode_latents(split(moments));
+  model.set_tiling({tile, overlap});
+  const auto tiled_moments = model.encode_moments(x);
+  const auto tiled_decode = model.decode_latents(split(moments));
+  const auto tiled_both = model.decode_latents(split(tiled_moments));
+  model.set_tiling({});
+  const auto row = [&](const char* what, const torch::Tensor& y) {
+    const auto diff = (y - full).abs();
+    const double mse = (y - full).pow(2).mean().item<double>();
+    const double range = (full.max() - full.min()).item<double>();
+    std::printf("| %s | %s | %lld / %lld | %.4f | %.5f | %.1f |\n", label.c_str(), what,
+                static_cast<long long>(tile), static_cast<long long>(overlap),
+                diff.max().item<double>(), diff.mean().item<double>(),
+                10 * std::log10(range * range / std::max(mse, 1e-20)));
+  };
+  row("decode tiled", tiled_decode);
+  row("encode + decode tiled", tiled_both);
+}
+
 Args parse(int argc, char** argv) {
   Args a;
   const auto list = [&](int& i) {
@@ -251,6 +289,36 @@ int main(int argc, char** argv) {
         std::printf("| %s | %lld | %.0f | %.0f | %.0f%% | - | - | - |\n", part,
                     static_cast<long long>(size), flops / 1e9, ms, pct(ms));
     }
+  }
+  std::printf(
+      "\nSeam: tiled vs untiled output (PSNR against the untiled output, peak = its "
+      "range)\n| model | tiled | tile / overlap (px) | max abs diff | mean abs diff | "
+      "PSNR (dB) |\n|---|---|---|---|---|---|\n");
+  {
+    auto vae = make_sd_vae();
+    torch::manual_seed(1);
+    const auto x = torch::rand({1, 3, 256, 256}) * 2 - 1;
+    report_seam(*vae, x, 128, 32, "SD 1.x, random weights, 256 px");
+  }
+  if (!args.seam_model.empty()) {
+    auto loaded = lf::load_model(args.seam_model, torch::kCPU);
+    auto* ldm = dynamic_cast<lf::LdmAutoencoderImpl*>(loaded.model.get());
+    if (!ldm) {
+      std::fprintf(stderr, "sd_vae_bench: --seam-model needs a VQGAN or KL run\n");
+      return 1;
+    }
+    lf::DatasetSpec spec = lf::DatasetSpec::from_config(loaded.config.sub("data"));
+    spec.split = "test";
+    spec.limit = 16;
+    const auto batch =
+        lf::open_dataset(spec)->get_batch({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15});
+    // A 4x4 mosaic: one 128 px image made of 16 test images.
+    const auto x =
+        batch.images
+            .reshape({4, 4, batch.images.size(1), batch.images.size(2), batch.images.size(3)})
+            .permute({2, 0, 3, 1, 4})
+            .reshape({1, batch.images.size(1), 4 * batch.images.size(2), 4 * batch.images.size(3)});
+    report_seam(*ldm, x, 64, 16, loaded.model->kind() + " " + args.seam_model + ", 128 px");
   }
   if (!args.memory_sizes.empty()) {
     std::printf(

@@ -17,8 +17,12 @@ bool is_safetensors_path(const std::string& path) {
 torch::Tensor read_tensor(const std::string& path, const std::string& key) {
   SafetensorsReader reader(path);
   if (!reader.contains(key)) {
+    // Name a few of the keys: a weights file passed by mistake has hundreds.
+    const auto all = reader.keys();
     std::string keys;
-    for (const auto& k : reader.keys()) keys += (keys.empty() ? "" : ", ") + k;
+    for (size_t i = 0; i < std::min<size_t>(all.size(), 8); ++i)
+      keys += (keys.empty() ? "" : ", ") + all[i];
+    if (all.size() > 8) keys += fmt::format(", ... {} in all", all.size());
     fail("read_tensor", "{}: no tensor '{}' (has: {})", path, key, keys.empty() ? "none" : keys);
   }
   return reader.get(key);

@@ -82,6 +82,9 @@ torch::Tensor AutoencoderGANLossImpl::perceptual_distance(const torch::Tensor& x
   const auto probe = net->parameters().front();  // a copy: parameters() is a temporary
   if (probe.device() != x.device() || probe.scalar_type() != x.scalar_type())
     net->to(x.device(), x.scalar_type());
+  if (x.size(1) == 1)  // greyscale: LPIPS's VGG expects RGB
+    return net->forward(x.expand({-1, 3, -1, -1}), y.expand({-1, 3, -1, -1}))
+        .view({x.size(0), 1, 1, 1});
   return net->forward(x, y).view({x.size(0), 1, 1, 1});
 }
 

@@ -65,7 +65,7 @@ ImportedModel import_model(const std::string& config_path, const std::string& we
     spdlog::warn("{}: {} unexpected keys ignored: {}", weights_path,
                  imported.report.unexpected.size(), fmt::join(imported.report.unexpected, ", "));
   if (!imported.ignored.empty())
-    spdlog::info("{}: layout {}, {} keys outside the autoencoder ignored", weights_path,
+    spdlog::debug("{}: layout {}, {} keys outside the autoencoder ignored", weights_path,
                  imported.layout, imported.ignored.size());
   imported.model->eval();
   return imported;

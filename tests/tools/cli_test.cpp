@@ -7,29 +7,15 @@
 #include <string>
 
 #include "io/image.h"
+#include "tools/cli_test_util.h"
 
 namespace {
 
-struct Result {
-  int code;
-  std::string output;  // stdout + stderr
-};
+using Result = lf::test::CliResult;
+using lf::test::line_count;
 
 Result run(const std::string& args) {
-  const std::string command = std::string(LF_CLI_PATH) + " " + args + " 2>&1";
-  std::FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
-    output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
-
-size_t line_count(const std::string& s) {
-  size_t n = 0;
-  for (char c : s) n += c == '\n';
-  return n;
+  return lf::test::run_cli(args);
 }
 
 TEST(Cli, InfoPrintsVersionsAndThreads) {

@@ -1,0 +1,34 @@
+// Running the latentforge binary from tests: exit code and combined output.
+#pragma once
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace lf::test {
+
+struct CliResult {
+  int code;
+  std::string output;  // stdout + stderr
+};
+
+inline CliResult run_cli(const std::string& args) {
+  const std::string command = std::string(LF_CLI_PATH) + " " + args + " 2>&1";
+  std::FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer{};
+  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
+    output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+inline size_t line_count(const std::string& s) {
+  size_t n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+}  // namespace lf::test
