@@ -10,6 +10,7 @@
 #include "data/idx_dataset.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
+#include "models/model_registry.h"
 
 namespace lf {
 namespace {
@@ -105,6 +106,71 @@ TEST(Trainer, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
     const auto ema_b = load_safetensors(resumed_dir + "/checkpoints/step_0000012/ema.safetensors");
     for (const auto& [name, tensor] : ema_a)
       EXPECT_TRUE(torch::equal(tensor, ema_b.at(name))) << name;
+  }
+}
+
+// A tiny VQGAN whose discriminator starts at step 3: two optimizers alternate from there.
+AutoencoderPtr tiny_vqgan() {
+  Json dd = {{"ch", 32},
+             {"ch_mult", {1, 2}},
+             {"num_res_blocks", 1},
+             {"attn_resolutions", Json::array()},
+             {"resolution", 8},
+             {"in_channels", 1},
+             {"out_ch", 1},
+             {"z_channels", 4},
+             {"double_z", false}};
+  return make_model(Config(Json{
+      {"type", "vqgan"},
+      {"ddconfig", dd},
+      {"embed_dim", 4},
+      {"n_embed", 16},
+      {"loss",
+       {{"disc_in_channels", 1}, {"disc_ndf", 8}, {"disc_num_layers", 1}, {"disc_start", 3}}}}));
+}
+
+TEST(Trainer, DiscriminatorGetsItsOwnOptimizerAndResumesExactly) {
+  const auto data = blobs(64);
+  auto options = small_options(0);
+  options.steps = 8;
+  options.checkpoint_every = 4;
+  options.ema_decay = 0;
+  const std::string full_dir = fresh_dir("gan_full");
+  torch::manual_seed(1);
+  auto full_model = tiny_vqgan();
+  const auto disc_before = module_state(*full_model).at("loss.discriminator.main.0.weight").clone();
+  std::vector<Json> records;
+  Trainer full(full_model, data, options, full_dir, Config(), torch::kCPU, 7);
+  full.run([&](const Json& r) { records.push_back(r); }, false);
+  ASSERT_TRUE(std::filesystem::exists(full_dir + "/checkpoints/step_0000004/optimizer_disc.pt"));
+  // Before disc_start the discriminator is idle; afterwards it trains and logs its loss.
+  EXPECT_FALSE(records.front().contains("loss_d"));  // steps 1-2
+  EXPECT_TRUE(records.back().contains("loss_d"));
+  EXPECT_GT(records.back()["disc_factor"].get<double>(), 0.0);
+  EXPECT_FALSE(
+      torch::equal(disc_before, module_state(*full_model).at("loss.discriminator.main.0.weight")));
+
+  const std::string resumed_dir = fresh_dir("gan_resumed");
+  std::filesystem::create_directories(resumed_dir + "/checkpoints");
+  std::filesystem::copy(full_dir + "/checkpoints/step_0000004",
+                        resumed_dir + "/checkpoints/step_0000004");
+  std::ofstream(resumed_dir + "/checkpoints/latest") << "step_0000004\n";
+  torch::manual_seed(999);
+  auto resumed_model = tiny_vqgan();
+  Trainer resumed(resumed_model, data, options, resumed_dir, Config(), torch::kCPU, 7);
+  resumed.resume(resumed_dir);
+  resumed.run({}, false);
+  const auto a = module_state(*full_model), b = module_state(*resumed_model);
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+
+  // A checkpoint without the discriminator's optimizer state cannot resume a GAN.
+  std::filesystem::remove(resumed_dir + "/checkpoints/step_0000004/optimizer_disc.pt");
+  Trainer broken(tiny_vqgan(), data, options, resumed_dir, Config(), torch::kCPU, 7);
+  try {
+    broken.resume(resumed_dir + "/checkpoints/step_0000004");
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optimizer_disc.pt"), std::string::npos) << e.what();
   }
 }
 
