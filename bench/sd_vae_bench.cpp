@@ -11,12 +11,11 @@
 //
 // Not a Google Benchmark: the reference must run in the same session and the memory cases in
 // fresh processes.
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -25,11 +24,11 @@
 
 #include "core/runtime.h"
 #include "data/dataset_factory.h"
-#include "eval/image_metrics.h"
 #include "io/config.h"
 #include "models/autoencoder_kl.h"
 #include "models/ldm_autoencoder.h"
 #include "models/model_registry.h"
+#include "resident_memory.h"
 #include "train/checkpoint.h"
 
 namespace {
@@ -48,14 +47,6 @@ struct Args {
   int64_t memory_case_tile = 0;
   std::string seam_model;  // a trained VQGAN / KL run folder
 };
-
-int64_t status_kb(const std::string& field) {  // a "VmHWM:"-style line of /proc/self/status
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
-  return -1;
-}
 
 lf::AutoencoderKL make_sd_vae() {
   torch::manual_seed(0);
@@ -163,12 +154,8 @@ int memory_case(const Args& args) {
   if (args.memory_case_tile > 0)
     vae->set_tiling({args.memory_case_tile, args.memory_case_tile / 4});
   const auto z = torch::randn({1, 4, args.memory_case_size / 8, args.memory_case_size / 8});
-  malloc_trim(0);
-  std::ofstream("/proc/self/clear_refs") << "5";
-  const int64_t start = status_kb("VmRSS:");
-  auto y = vae->decode_latents(z);
-  const int64_t peak = status_kb("VmHWM:");
-  std::printf("%.1f\n", static_cast<double>(peak - start) / 1024.0);
+  const double mb = lf::bench::peak_extra_mb([&] { vae->decode_latents(z); });
+  std::printf("%.1f\n", mb);
   return 0;
 }
 
@@ -236,6 +223,8 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(argv[++i]);
     else if (arg == "--no-reference")
       a.reference = false;
+    else if (arg == "--seam-model" && i + 1 < argc)
+      a.seam_model = argv[++i];
     else if (arg == "--memory-case" && i + 2 < argc) {
       a.memory_case_size = std::stoll(argv[++i]);
       a.memory_case_tile = std::stoll(argv[++i]);

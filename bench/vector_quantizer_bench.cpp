@@ -1,7 +1,6 @@
 // Nearest-code search of the vector quantizer: our chunked ||e||^2 - 2 z e^T + argmin against
 // torch::cdist + argmin, for M = 8192 vectors (32 x 16 x 16) of D = 64; time and peak memory.
 #include <benchmark/benchmark.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <fstream>
@@ -9,30 +8,14 @@
 
 #include "core/runtime.h"
 #include "models/vector_quantizer.h"
+#include "resident_memory.h"
 
 namespace {
 
 constexpr int64_t kRows = 8192;  // M: a batch of 32 x 16 x 16 encoder outputs
 constexpr int64_t kDim = 64;     // D
 
-int64_t status_kb(const std::string& field) {  // a "VmRSS:"-style line of /proc/self/status
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size()));
-  return -1;
-}
-
-// Resident memory that one call adds at its peak: freed heap is returned first (malloc_trim),
-// then the high-water mark VmHWM is reset to the current RSS (clear_refs 5, Linux >= 4.0).
-template <typename Fn>
-double peak_extra_mb(Fn&& fn) {
-  malloc_trim(0);
-  std::ofstream("/proc/self/clear_refs") << "5";
-  const int64_t start = status_kb("VmRSS:");
-  fn();
-  return static_cast<double>(status_kb("VmHWM:") - start) / 1024.0;
-}
+using lf::bench::peak_extra_mb;
 
 struct Setup {
   torch::Tensor z;  // [M, D]

@@ -59,11 +59,13 @@ AutoencoderGANLossImpl::AutoencoderGANLossImpl(AutoencoderGANLossOptions options
                                                               .use_actnorm(o.use_actnorm())));
   if (o.kind() == "kl") logvar = register_parameter("logvar", torch::full({}, o.logvar_init()));
 
+  // Why the term is off is said once, at the first training step, not here: a model loaded for
+  // inference builds its loss too and should not warn about training.
   if (o.perceptual_weights().empty())
-    spdlog::warn("autoencoder_gan_loss: no perceptual_weights file given: the LPIPS term is off");
+    perceptual_off_ = "no perceptual_weights file given: the LPIPS term is off";
   else if (o.perceptual_weight() == 0)
-    spdlog::warn("autoencoder_gan_loss: perceptual_weight is 0: the LPIPS term is off ({} unused)",
-                 o.perceptual_weights());
+    perceptual_off_ = fmt::format("perceptual_weight is 0: the LPIPS term is off ({} unused)",
+                                  o.perceptual_weights());
   else
     perceptual_ = std::make_shared<Perceptual>(Perceptual{LPIPS(o.perceptual_weights())});
 }
@@ -115,6 +117,10 @@ LossOutput AutoencoderGANLossImpl::generator_loss(const torch::Tensor& x,
          kl ? fmt::format("the per-sample KL [{}]", n) : "the codebook loss (scalar)",
          regulariser.defined() ? shape_str(regulariser.sizes()) : "undefined");
 
+  if (!perceptual_off_.empty()) {
+    spdlog::warn("autoencoder_gan_loss: {}", perceptual_off_);
+    perceptual_off_.clear();  // once
+  }
   auto rec = (x - x_rec).abs();  // [N, C, H, W]
   const double loss_l1 = rec.mean().item<double>();
   if (o.pixel_weight() != 1.0) rec = rec * o.pixel_weight();

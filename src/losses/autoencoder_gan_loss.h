@@ -79,6 +79,7 @@ class AutoencoderGANLossImpl : public torch::nn::Module {
   PatchDiscriminator discriminator_{nullptr};  // "discriminator"
   struct Perceptual;                           // LPIPS, frozen, NOT registered (not in checkpoints)
   std::shared_ptr<Perceptual> perceptual_;     // null when the term is off
+  std::string perceptual_off_;  // why the term is off; logged at the first generator_loss
 };
 TORCH_MODULE(AutoencoderGANLoss);
 

@@ -12,22 +12,14 @@ void to_json(Json& json, const AutoencoderKLOptions& o) {
   json = Json{{"ddconfig", o.ddconfig()},
               {"embed_dim", o.embed_dim()},
               {"scale_factor", o.scale_factor()},
-              {"loss", o.loss() ? Json(*o.loss()) : Json(nullptr)}};
+              {"loss", optional_loss_to_json(o.loss())}};
 }
 
 void from_json(const Json& json, AutoencoderKLOptions& o) {
   OptionReader read(json, "autoencoder_kl options");
   read("embed_dim", o.embed_dim())("scale_factor", o.scale_factor());
   if (const Json* dd = read.take("ddconfig")) from_json(*dd, o.ddconfig());
-  if (const Json* loss = read.take("loss")) {
-    if (loss->is_null()) {
-      o.loss(std::nullopt);
-    } else {
-      auto loss_options = o.loss().value_or(AutoencoderGANLossOptions().kind("kl"));
-      from_json(*loss, loss_options);
-      o.loss(loss_options);
-    }
-  }
+  if (const Json* loss = read.take("loss")) optional_loss_from_json(*loss, "kl", o.loss());
   read.finish();
 }
 

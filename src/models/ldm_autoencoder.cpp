@@ -7,6 +7,21 @@
 namespace lf {
 namespace nn = torch::nn;
 
+Json optional_loss_to_json(const std::optional<AutoencoderGANLossOptions>& loss) {
+  return loss ? Json(*loss) : Json(nullptr);
+}
+
+void optional_loss_from_json(const Json& json, const std::string& kind,
+                             std::optional<AutoencoderGANLossOptions>& loss) {
+  if (json.is_null()) {
+    loss.reset();
+    return;
+  }
+  auto options = loss.value_or(AutoencoderGANLossOptions().kind(kind));
+  from_json(json, options);
+  loss = options;
+}
+
 LdmAutoencoderImpl::LdmAutoencoderImpl(const LdmCoderOptions& ddconfig, int64_t moment_channels,
                                        int64_t latent_channels,
                                        const std::optional<AutoencoderGANLossOptions>& loss_options)

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "losses/autoencoder_gan_loss.h"
@@ -14,6 +15,12 @@
 #include "models/tiling.h"
 
 namespace lf {
+
+// The "loss" entry of a VQGAN / KL config: an object of loss options merged into the current ones
+// (defaults of `kind` when there are none yet), or null for an inference-only model.
+Json optional_loss_to_json(const std::optional<AutoencoderGANLossOptions>& loss);
+void optional_loss_from_json(const Json& json, const std::string& kind,
+                             std::optional<AutoencoderGANLossOptions>& loss);
 
 class LdmAutoencoderImpl : public AutoencoderImpl {
  public:

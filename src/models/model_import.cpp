@@ -66,7 +66,7 @@ ImportedModel import_model(const std::string& config_path, const std::string& we
                  imported.report.unexpected.size(), fmt::join(imported.report.unexpected, ", "));
   if (!imported.ignored.empty())
     spdlog::debug("{}: layout {}, {} keys outside the autoencoder ignored", weights_path,
-                 imported.layout, imported.ignored.size());
+                  imported.layout, imported.ignored.size());
   imported.model->eval();
   return imported;
 }

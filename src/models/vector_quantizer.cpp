@@ -190,6 +190,20 @@ int64_t VectorQuantizerImpl::update_codebook(const torch::Tensor& x, const torch
 }
 
 // z: [N, D, H, W] -> z_q [N, D, H, W], indices [N, H, W]
+QuantizerOutput VectorQuantizerImpl::forward_frozen(const torch::Tensor& z) {
+  const bool was_training = is_training();
+  eval();
+  QuantizerOutput out;
+  try {
+    out = forward(z);
+  } catch (...) {
+    train(was_training);
+    throw;
+  }
+  train(was_training);
+  return out;
+}
+
 QuantizerOutput VectorQuantizerImpl::forward(const torch::Tensor& z) {
   const int64_t dim = options_.code_dim(), k = options_.num_codes();
   if (z.dim() != 4 || z.size(1) != dim)

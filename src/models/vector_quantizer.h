@@ -55,6 +55,9 @@ class VectorQuantizerImpl : public torch::nn::Module {
   // z: [N, D, H, W] -> z_q [N, D, H, W], indices [N, H, W]. In training mode also updates EMA,
   // k-means init, usage statistics and dead-code restart.
   QuantizerOutput forward(const torch::Tensor& z);
+  // forward() in eval mode whatever the module's mode: no EMA, k-means, usage or restart side
+  // effects (encoding for inference). The mode is restored, also when forward throws.
+  QuantizerOutput forward_frozen(const torch::Tensor& z);
   // indices [N, H, W] (int64) -> z_q [N, D, H, W]
   torch::Tensor lookup(const torch::Tensor& indices);
   // z_flat [M, D'] (D' = lookup_dim or D: vectors already in lookup space) -> nearest code index

@@ -8,15 +8,6 @@
 #include "models/vqvae.h"
 
 namespace lf {
-namespace {
-
-// "loss": null / absent-vs-object handling shared with the KL autoencoder.
-Json loss_to_json(const std::optional<AutoencoderGANLossOptions>& loss) {
-  return loss ? Json(*loss) : Json(nullptr);
-}
-
-}  // namespace
-
 void to_json(Json& json, const VQGANOptions& o) {
   Json quantizer = quantizer_options_to_json(o.quantizer());
   quantizer.erase("num_codes");  // n_embed and embed_dim are the authority
@@ -25,7 +16,7 @@ void to_json(Json& json, const VQGANOptions& o) {
               {"embed_dim", o.embed_dim()},
               {"n_embed", o.n_embed()},
               {"quantizer", quantizer},
-              {"loss", loss_to_json(o.loss())}};
+              {"loss", optional_loss_to_json(o.loss())}};
 }
 
 void from_json(const Json& json, VQGANOptions& o) {
@@ -39,15 +30,7 @@ void from_json(const Json& json, VQGANOptions& o) {
            "embed_dim, not quantizer.num_codes / code_dim");
     quantizer_options_from_json(*quantizer, o.quantizer());
   }
-  if (const Json* loss = read.take("loss")) {
-    if (loss->is_null()) {
-      o.loss(std::nullopt);
-    } else {
-      auto loss_options = o.loss().value_or(AutoencoderGANLossOptions().kind("vq"));
-      from_json(*loss, loss_options);
-      o.loss(loss_options);
-    }
-  }
+  if (const Json* loss = read.take("loss")) optional_loss_from_json(*loss, "vq", o.loss());
   read.finish();
 }
 
@@ -112,16 +95,7 @@ TrainOutput VQGANImpl::train_step(const torch::Tensor& x) {
 
 TensorMap VQGANImpl::encode(const torch::Tensor& x) {
   const auto h = encode_moments(x);
-  const bool was_training = quantize->is_training();
-  quantize->eval();  // no EMA, k-means or restart side effects while encoding
-  QuantizerOutput q;
-  try {
-    q = quantize(h);
-  } catch (...) {
-    quantize->train(was_training);
-    throw;
-  }
-  quantize->train(was_training);
+  const QuantizerOutput q = quantize->forward_frozen(h);
   return {{"indices", q.indices}, {"latents", q.z_q}};
 }
 

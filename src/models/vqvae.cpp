@@ -128,16 +128,7 @@ TrainOutput VQVAEImpl::train_step(const torch::Tensor& x) {
 TensorMap VQVAEImpl::encode(const torch::Tensor& x) {
   check_image(x, options_.in_channels(), factor(), "vqvae::encode");
   const auto z_e = encoder(x);
-  const bool was_training = quantize->is_training();
-  quantize->eval();  // no EMA, k-means or restart side effects while encoding
-  QuantizerOutput q;
-  try {
-    q = quantize(z_e);
-  } catch (...) {
-    quantize->train(was_training);
-    throw;
-  }
-  quantize->train(was_training);
+  const QuantizerOutput q = quantize->forward_frozen(z_e);
   return {{"indices", q.indices}, {"latents", q.z_q}};
 }
 
