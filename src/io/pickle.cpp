@@ -8,9 +8,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
-
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "pickle integers are little-endian, read here as is");
+#include "io/little_endian.h"
 
 namespace lf::pickle {
 namespace {
@@ -18,16 +16,9 @@ namespace {
 constexpr uint64_t kMaxPickleMemory = uint64_t{2} << 30;  // what unpacking it may allocate
 constexpr size_t kMaxRank = 64;
 
-// Little-endian integers of the pickle format (the host is little-endian, asserted above).
-template <typename T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-const auto u16 = load<uint16_t>;
-const auto u32 = load<uint32_t>;
-const auto u64 = load<uint64_t>;
+using little_endian::u16;
+using little_endian::u32;
+using little_endian::u64;
 
 struct StorageType {
   const char* name;

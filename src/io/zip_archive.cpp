@@ -12,23 +12,14 @@
 #include <cstring>
 
 #include "core/error.h"
-
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
-              "zip archives are little-endian, read here as is");
+#include "io/little_endian.h"
 
 namespace lf {
 namespace {
 
-// Little-endian integers of the zip format (the host is little-endian, asserted above).
-template <typename T>
-T load(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-const auto u16 = load<uint16_t>;
-const auto u32 = load<uint32_t>;
-const auto u64 = load<uint64_t>;
+using little_endian::u16;
+using little_endian::u32;
+using little_endian::u64;
 
 }  // namespace
 

@@ -52,7 +52,9 @@ void expect_same(const torch::Tensor& expected, const torch::Tensor& actual,
   ASSERT_EQ(actual.sizes(), expected.sizes());
   EXPECT_TRUE(actual.device().is_cpu());
   const auto a = expected.cpu().contiguous(), b = actual.contiguous();
-  if (a.nbytes() > 0) EXPECT_EQ(std::memcmp(a.data_ptr(), b.data_ptr(), a.nbytes()), 0);
+  if (a.nbytes() > 0) {
+    EXPECT_EQ(std::memcmp(a.data_ptr(), b.data_ptr(), a.nbytes()), 0);
+  }
 }
 
 // Checks that loading `path` throws an lf::Error naming the file and containing `expected`.
