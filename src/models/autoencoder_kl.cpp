@@ -72,7 +72,6 @@ TrainOutput AutoencoderKLImpl::train_step(const torch::Tensor& x) {
   LossOutput l = objective->generator_loss(x, out.reconstruction, q.kl(), step_, last_layer());
   out.loss = l.loss;
   out.logs = std::move(l.logs);
-  out.logs["loss"] = out.loss.item<double>();
   out.logs["posterior_std"] = q.std.mean().item<double>();
   return out;
 }

@@ -190,6 +190,18 @@ int64_t VectorQuantizerImpl::update_codebook(const torch::Tensor& x, const torch
 }
 
 // z: [N, D, H, W] -> z_q [N, D, H, W], indices [N, H, W]
+std::map<std::string, double> QuantizerOutput::logs() const {
+  const auto value = [](const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
+  return {{"loss_vq", value(loss)},
+          {"loss_codebook", value(loss_codebook)},
+          {"loss_commit", value(loss_commit)},
+          {"vq_usage", stats.usage_fraction},
+          {"vq_perplexity", stats.perplexity},
+          {"vq_entropy", stats.entropy},
+          {"vq_dead_codes", static_cast<double>(stats.dead_codes)},
+          {"vq_restarted", static_cast<double>(stats.restarted_codes)}};
+}
+
 QuantizerOutput VectorQuantizerImpl::forward_frozen(const torch::Tensor& z) {
   const bool was_training = is_training();
   eval();

@@ -6,6 +6,9 @@
 
 #include <torch/torch.h>
 
+#include <map>
+#include <string>
+
 namespace lf {
 
 struct VectorQuantizerOptions {
@@ -46,6 +49,11 @@ struct QuantizerOutput {
   torch::Tensor loss_commit;    // scalar: ||z_e - sg(z_q)||^2 (unweighted mean)
   torch::Tensor indices;        // [N, H, W] int64
   CodebookStats stats;
+
+  // The training-log entries of every VQ model: loss_vq (the weighted loss), loss_codebook,
+  // loss_commit (unweighted; 0 when a term is absent, e.g. the codebook term with EMA) and the
+  // codebook statistics vq_usage, vq_perplexity, vq_entropy, vq_dead_codes, vq_restarted.
+  std::map<std::string, double> logs() const;
 };
 
 class VectorQuantizerImpl : public torch::nn::Module {

@@ -82,14 +82,9 @@ TrainOutput VQGANImpl::train_step(const torch::Tensor& x) {
   LossOutput l = objective->generator_loss(x, out.reconstruction, q.loss, step_, last_layer());
   out.loss = l.loss;
   out.logs = std::move(l.logs);
-  out.logs["loss"] = out.loss.item<double>();
-  out.logs["loss_vq"] = q.loss.item<double>();
-  out.logs["loss_commit"] = q.loss_commit.item<double>();
-  out.logs["vq_usage"] = q.stats.usage_fraction;
-  out.logs["vq_perplexity"] = q.stats.perplexity;
-  out.logs["vq_entropy"] = q.stats.entropy;
-  out.logs["vq_dead_codes"] = static_cast<double>(q.stats.dead_codes);
-  out.logs["vq_restarted"] = static_cast<double>(q.stats.restarted_codes);
+  // The quantizer's own entries, named as for VQ-VAE (loss_codebook unweighted; loss_vq the
+  // weighted term the GAN loss multiplies by codebook_weight).
+  for (const auto& [key, value] : q.logs()) out.logs[key] = value;
   return out;
 }
 

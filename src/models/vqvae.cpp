@@ -111,17 +111,9 @@ TrainOutput VQVAEImpl::train_step(const torch::Tensor& x) {
   out.reconstruction = output_activation(decoder(q.z_q), options_.output_activation());
   const auto loss_rec = reconstruction_loss(out.reconstruction, x, options_.loss());
   out.loss = loss_rec + q.loss;
-  const auto value = [](const torch::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
-  out.logs = {{"loss_rec", value(loss_rec)},
-              {"loss_vq", value(q.loss)},
-              {"loss_codebook", value(q.loss_codebook)},
-              {"loss_commit", value(q.loss_commit)},
-              {"loss", value(out.loss)},
-              {"vq_usage", q.stats.usage_fraction},
-              {"vq_perplexity", q.stats.perplexity},
-              {"vq_entropy", q.stats.entropy},
-              {"vq_dead_codes", static_cast<double>(q.stats.dead_codes)},
-              {"vq_restarted", static_cast<double>(q.stats.restarted_codes)}};
+  out.logs = q.logs();
+  out.logs["loss_rec"] = loss_rec.item<double>();
+  out.logs["loss"] = out.loss.item<double>();
   return out;
 }
 

@@ -113,8 +113,7 @@ TEST_F(ImportCli, PngFilesAndTiling) {
   r = run_cli("reconstruct --tile 30 " + args + dir_ + "/bad.png");
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(test::line_count(r.output), 1u) << r.output;
-  EXPECT_NE(r.output.find("multiples of the downsampling factor 8"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("multiples of the downsampling factor 8"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ + "/bad.png"));
 }
 
