@@ -26,9 +26,12 @@ void register_planned(CLI::App& app, const GlobalOptions& globals);
 void register_import(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);
+void register_score(CLI::App& app, const GlobalOptions& globals);
 void register_bench(CLI::App& app, const GlobalOptions& globals);
-void register_model_commands(
-    CLI::App& app, const GlobalOptions& globals);  // reconstruct encode decode sample interpolate
+void register_model_commands(CLI::App& app,
+                             const GlobalOptions& globals);  // reconstruct encode decode interpolate
+void register_sample(CLI::App& app, const GlobalOptions& globals);
+void register_edges(CLI::App& app, const GlobalOptions& globals);
 
 // Creates the parent folder of an output path.
 void prepare_output(const std::string& path);

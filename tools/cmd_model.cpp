@@ -1,4 +1,4 @@
-// Subcommands that use a trained model: reconstruct, encode, decode, sample, interpolate.
+// Subcommands that use a trained model: reconstruct, encode, decode, interpolate.
 #include "cli.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -99,25 +99,6 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       TensorMap code;
       for (auto& [k, v] : load_safetensors(o->inputs[0])) code[k] = v.to(device);
       const auto y = loaded.model->decode(code).clamp(-1, 1).to(torch::kCPU);
-      prepare_output(o->out);
-      write_images(o->out, y, o->nrow);
-    });
-  }
-  {
-    auto o = std::make_shared<ModelCommandOptions>();
-    auto* cmd =
-        app.add_subcommand("sample", "generate images from the model's prior (VAE: z ~ N(0, I))");
-    add_model_option(cmd, *o);
-    cmd->add_option("-n,--n", o->count, "number of images")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 4096));
-    cmd->add_option("--nrow", o->nrow, "images per grid row")->capture_default_str();
-    cmd->add_option("-o,--out", o->out, "output grid image or .safetensors")->required();
-    cmd->callback([o, &globals] {
-      torch::Device device(torch::kCPU);
-      auto loaded = open_model(*o, globals, device);
-      torch::NoGradGuard no_grad;
-      const auto y = loaded.model->sample(o->count).clamp(-1, 1).to(torch::kCPU);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
     });

@@ -1,15 +1,18 @@
 // `latentforge train`: train a model from a YAML config into a run folder, resume it exactly, and
 // leave metrics, grids and plots behind.
 #include <filesystem>
+#include <optional>
 
 #include "cli.h"
 #include "core/log.h"
 #include "core/runtime.h"
 #include "data/dataset_factory.h"
+#include "eval/prior_report.h"
 #include "eval/run_report.h"
 #include "io/atomic_file.h"
 #include "io/state_dict.h"
 #include "models/model_registry.h"
+#include "priors/prior_data.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -62,17 +65,32 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   }
 
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
-  auto train_data = open_dataset(spec);
-  auto model = make_model(config.sub("model"));
+  Json model_json = config.sub("model").json();
+  DatasetPtr train_data;
+  std::optional<PriorStages> stages;
+  if (is_prior_config(config)) {
+    // Stage 2: the data are the first stage's codes; the model's vocabulary and grids follow them.
+    stages = PriorStages::from_config(config);
+    auto prior_data = open_prior_data(*stages, spec, device);
+    for (const auto& [key, value] : prior_data.model_options.items()) model_json[key] = value;
+    train_data = prior_data.dataset;
+  } else {
+    train_data = open_dataset(spec);
+  }
+  auto model = make_trainable(Config(model_json, config.source() + ":model"));
+  if (stages && !std::dynamic_pointer_cast<PriorImpl>(model))
+    throw Error(fmt::format("[train] {}: stage1 is set, so the model must be a prior (gpt, "
+                            "pixelcnn), got {}", o.config, model->kind()));
   const auto options =
       TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
 
   // The resolved config: what actually runs, saved beside every checkpoint.
-  Config resolved(Json{{"model", model_config_json(*model)},
-                       {"data", spec.to_json()},
-                       {"train", options.to_json()},
-                       {"seed", seed}},
-                  run_dir + "/config.json");
+  Json resolved_json = {{"model", model_config_json(*model)},
+                        {"data", spec.to_json()},
+                        {"train", options.to_json()},
+                        {"seed", seed}};
+  if (stages) resolved_json.update(stages->to_json());
+  Config resolved(resolved_json, run_dir + "/config.json");
   fs::create_directories(run_dir);
   resolved.save_json(run_dir + "/config.json");
   {
@@ -93,6 +111,17 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   save_module_safetensors(*model, run_dir + "/model.safetensors");
 
   if (o.no_report) return;
+  if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
+    const Json metrics = write_prior_report(run_dir, *prior, *stages, spec, device, seed);
+    std::printf("%s\nrun folder: %s (model.safetensors, metrics.json, samples.png, "
+                "training_curves.png)\n", metrics.dump(2).c_str(), run_dir.c_str());
+    return;
+  }
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
+  if (!autoencoder) {
+    spdlog::info("{}: no report for a {} model", run_dir, model->kind());
+    return;
+  }
   DatasetSpec test_spec = spec;
   test_spec.split = "test";
   test_spec.limit = 0;
@@ -102,7 +131,7 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   } catch (const Error&) {
     test_data = train_data;  // image folders have no test split
   }
-  const Json metrics = write_run_report(run_dir, *model, *test_data, device, o.eval_limit);
+  const Json metrics = write_run_report(run_dir, *autoencoder, *test_data, device, o.eval_limit);
   std::printf("%s\n", metrics.dump(2).c_str());
   std::printf(
       "run folder: %s (model.safetensors, metrics.json, reconstructions.png, "

@@ -51,8 +51,11 @@ int main(int argc, char** argv) {
   register_preview(app, globals);
   register_train(app, globals);
   register_eval(app, globals);
+  register_score(app, globals);
   register_bench(app, globals);
   register_model_commands(app, globals);
+  register_sample(app, globals);
+  register_edges(app, globals);
   register_import(app, globals);
   register_planned(app, globals);
   for (int i = 0; i < argc; ++i) globals.command_line += (i ? " " : "") + std::string(argv[i]);

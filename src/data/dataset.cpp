@@ -18,7 +18,22 @@ Batch Dataset::get_batch(const std::vector<int64_t>& indices) const {
     images.push_back(get_image(indices[i]));
     label_ptr[i] = get_label(indices[i]);
   }
-  return {torch::stack(images), labels, torch::tensor(indices, torch::kInt64)};
+  Batch batch;
+  batch.images = torch::stack(images);
+  batch.labels = labels;
+  batch.indices = torch::tensor(indices, torch::kInt64);
+  return batch;
+}
+
+Batch Batch::to(torch::Device device) const {
+  const auto move = [device](const torch::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  Batch out;
+  out.images = move(images);
+  out.labels = move(labels);
+  out.indices = indices;
+  out.codes = move(codes);
+  out.cond_codes = move(cond_codes);
+  return out;
 }
 
 }  // namespace lf

@@ -13,6 +13,13 @@ struct Batch {
   torch::Tensor images;   // [B, C, H, W] float32 in [-1, 1]
   torch::Tensor labels;   // [B] int64, -1 where the dataset has no labels
   torch::Tensor indices;  // [B] int64 positions in the dataset
+  // Code-index datasets (what a prior trains on) fill these instead of images:
+  torch::Tensor codes;       // [B, h, w] int64 code indices of a first-stage model
+  torch::Tensor cond_codes;  // [B, hc, wc] int64 code indices of the condition image, or undefined
+
+  int64_t size() const { return indices.size(0); }
+  // A copy with every defined tensor on `device`.
+  Batch to(torch::Device device) const;
 };
 
 class Dataset {

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "data/edge_map.h"
 #include "data/idx_dataset.h"
 #include "data/image_folder_dataset.h"
 
@@ -51,6 +52,7 @@ DatasetSpec DatasetSpec::from_config(const Config& data) {
   spec.image_size = data.get<int64_t>("image_size", spec.image_size);
   spec.channels = data.get<int64_t>("channels", spec.channels);
   spec.limit = data.get<int64_t>("limit", spec.limit);
+  spec.transform = data.get<std::string>("transform", spec.transform);
   return spec;
 }
 
@@ -59,10 +61,24 @@ Json DatasetSpec::to_json() const {
           {"split", split},
           {"image_size", image_size},
           {"channels", channels},
-          {"limit", limit}};
+          {"limit", limit},
+          {"transform", transform}};
 }
 
+namespace {
+DatasetPtr open_images(const DatasetSpec& spec);
+}  // namespace
+
 DatasetPtr open_dataset(const DatasetSpec& spec) {
+  if (spec.transform != "" && spec.transform != "edges")
+    fail("dataset", "transform: expected \"\" or \"edges\", got \"{}\"", spec.transform);
+  auto dataset = open_images(spec);
+  if (spec.transform == "edges") dataset = std::make_shared<EdgeMapDataset>(dataset);
+  return dataset;
+}
+
+namespace {
+DatasetPtr open_images(const DatasetSpec& spec) {
   const std::string root =
       spec.root.empty() || spec.root == "fashion-mnist" ? kFashionMnistDir : spec.root;
   std::error_code ec;
@@ -86,4 +102,5 @@ DatasetPtr open_dataset(const DatasetSpec& spec) {
   return dataset;
 }
 
+}  // namespace
 }  // namespace lf

@@ -32,9 +32,7 @@ EvalResult evaluate(AutoencoderImpl& model, const Dataset& data, torch::Device d
   ImageMetricsAccumulator metrics;
   EvalResult result;
   const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
-  int64_t k = 0;  // codebook size of a VQ model, for the usage histogram
-  for (const auto& m : model.modules(false))
-    if (auto* vq = dynamic_cast<VectorQuantizerImpl*>(m.get())) k = vq->options().num_codes();
+  const int64_t k = codebook_size(model);  // VQ models: for the usage histogram
   for (int64_t begin = 0; begin < n; begin += batch_size) {
     std::vector<int64_t> indices;
     for (int64_t i = begin; i < std::min(n, begin + batch_size); ++i) indices.push_back(i);

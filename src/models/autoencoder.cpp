@@ -13,8 +13,4 @@ torch::Tensor AutoencoderImpl::sample(int64_t n) {
        name);
 }
 
-TrainOutput AutoencoderImpl::discriminator_step(const torch::Tensor&, const torch::Tensor&) {
-  fail((kind() + "::discriminator_step").c_str(), "a {} has no discriminator", kind());
-}
-
 }  // namespace lf

@@ -6,16 +6,19 @@
 #include "core/error.h"
 #include "models/ae.h"
 #include "models/autoencoder_kl.h"
+#include "models/classifier.h"
 #include "models/vae.h"
 #include "models/vqgan.h"
 #include "models/vqvae.h"
+#include "priors/gpt.h"
+#include "priors/pixelcnn.h"
 
 namespace lf {
 namespace {
 
 // Starts from the named preset (or the defaults) and applies every other key as an option.
 template <typename Model, typename Options, Options (*preset)(const std::string&)>
-AutoencoderPtr build(const Json& config) {
+TrainablePtr build(const Json& config) {
   Options options;
   if (const auto it = config.find("preset"); it != config.end()) {
     if (!it->is_string()) fail("make_model", "preset: expected a string, got {}", it->dump());
@@ -31,7 +34,7 @@ AutoencoderPtr build(const Json& config) {
 struct ModelEntry {
   const char* type;
   std::vector<std::string> (*presets)();
-  AutoencoderPtr (*build)(const Json& config);
+  TrainablePtr (*build)(const Json& config);
 };
 
 const std::vector<ModelEntry>& registry() {
@@ -42,6 +45,10 @@ const std::vector<ModelEntry>& registry() {
       {"vqgan", vqgan_preset_names, build<VQGANImpl, VQGANOptions, vqgan_preset>},
       {"autoencoder_kl", autoencoder_kl_preset_names,
        build<AutoencoderKLImpl, AutoencoderKLOptions, autoencoder_kl_preset>},
+      {"gpt", gpt_preset_names, build<GPTImpl, GPTOptions, gpt_preset>},
+      {"pixelcnn", pixelcnn_preset_names, build<PixelCNNImpl, PixelCNNOptions, pixelcnn_preset>},
+      {"classifier", classifier_preset_names,
+       build<ClassifierImpl, ClassifierOptions, classifier_preset>},
   };
   return entries;
 }
@@ -54,7 +61,7 @@ std::vector<std::string> type_names() {
 
 }  // namespace
 
-AutoencoderPtr make_model(const Config& model_config) {
+TrainablePtr make_trainable(const Config& model_config) {
   const Json& config = model_config.json();
   const auto type_it = config.is_object() ? config.find("type") : config.end();
   if (type_it == config.end() || !type_it->is_string())
@@ -71,6 +78,15 @@ AutoencoderPtr make_model(const Config& model_config) {
   }
   fail("make_model", "{}: unknown model type '{}' (known: {})", model_config.source(), type,
        fmt::join(type_names(), ", "));
+}
+
+AutoencoderPtr make_model(const Config& model_config) {
+  auto model = make_trainable(model_config);
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
+  if (!autoencoder)
+    fail("make_model", "{}: type {} is not an image autoencoder (expected one of ae, vae, vqvae, "
+         "vqgan, autoencoder_kl)", model_config.source(), model->kind());
+  return autoencoder;
 }
 
 std::vector<std::string> model_names() {

@@ -11,6 +11,9 @@ namespace lf {
 
 // Builds a model from a config mapping: {type: vqvae, preset: fashion, ...overrides of options}.
 // "type" picks the family, "preset" (optional) the starting options, other keys override them.
+// Any trainable type: autoencoders, priors (pixelcnn, gpt) and the classifier.
+TrainablePtr make_trainable(const Config& model_config);
+// The same, for the image autoencoders only (other types are refused with a clear error).
 AutoencoderPtr make_model(const Config& model_config);
 
 // Known (type, preset) names, for --help and error messages.

@@ -294,4 +294,13 @@ CodebookStats VectorQuantizerImpl::stats_from_counts(const torch::Tensor& counts
   return stats;
 }
 
+int64_t codebook_size(const torch::nn::Module& model) {
+  if (const auto* vq = dynamic_cast<const VectorQuantizerImpl*>(&model))
+    return vq->options().num_codes();
+  for (const auto& m : model.modules(/*include_self=*/false))
+    if (const auto* vq = dynamic_cast<const VectorQuantizerImpl*>(m.get()))
+      return vq->options().num_codes();
+  return 0;
+}
+
 }  // namespace lf

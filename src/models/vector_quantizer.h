@@ -97,4 +97,7 @@ class VectorQuantizerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(VectorQuantizer);
 
+// The codebook size K of the first vector quantizer inside `model`; 0 when it has none.
+int64_t codebook_size(const torch::nn::Module& model);
+
 }  // namespace lf

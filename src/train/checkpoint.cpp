@@ -28,14 +28,14 @@ std::string latest_checkpoint(const std::string& run_dir) {
   return dir;
 }
 
-Json model_config_json(const AutoencoderImpl& model) {
+Json model_config_json(const TrainableImpl& model) {
   Json json = model.options_json();
   json["type"] = model.kind();
   json.erase("preset");
   return json;
 }
 
-LoadedModel load_model(const std::string& path, torch::Device device, bool use_ema) {
+LoadedTrainable load_trainable(const std::string& path, torch::Device device, bool use_ema) {
   std::error_code ec;
   std::string dir, weights;
   if (fs::is_directory(path, ec)) {
@@ -65,12 +65,21 @@ LoadedModel load_model(const std::string& path, torch::Device device, bool use_e
   if (!fs::is_regular_file(config_path, ec))
     fail("load_model", "{}: no config.json beside the weights (it says which model they belong to)",
          dir);
-  LoadedModel loaded{nullptr, Config::from_yaml_file(config_path), weights};
-  loaded.model = make_model(loaded.config.sub("model"));
+  LoadedTrainable loaded{nullptr, Config::from_yaml_file(config_path), weights};
+  loaded.model = make_trainable(loaded.config.sub("model"));
   load_module_safetensors(*loaded.model, weights, /*strict=*/true);
   loaded.model->to(device);
   loaded.model->eval();
   return loaded;
+}
+
+LoadedModel load_model(const std::string& path, torch::Device device, bool use_ema) {
+  auto loaded = load_trainable(path, device, use_ema);
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(loaded.model);
+  if (!autoencoder)
+    fail("load_model", "{}: holds a {} model; expected an image autoencoder (a stage-1 model)",
+         path, loaded.model->kind());
+  return {autoencoder, loaded.config, loaded.weights_path};
 }
 
 }  // namespace lf

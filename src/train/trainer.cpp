@@ -15,7 +15,7 @@ namespace fs = std::filesystem;
 
 namespace lf {
 
-Trainer::Trainer(AutoencoderPtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
+Trainer::Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
                  Config run_config, torch::Device device, uint64_t seed)
     : model_(std::move(model)),
       data_(std::move(data)),
@@ -224,14 +224,13 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
   while (state_.step < options_.steps) {
     const double lr = options_.lr_at(state_.step);
     set_lr(lr);
-    Batch batch = loader_->next();
-    const auto x = batch.images.to(device_);
+    const Batch batch = loader_->next().to(device_);
     model_->set_step(state_.step);
     optimizer_->zero_grad();
     TrainOutput out;
     {
       FrozenParameters frozen(disc_params_);
-      out = model_->train_step(x);
+      out = model_->train_batch(batch);
       if (!torch::isfinite(out.loss).item<bool>())
         fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step,
              out.loss.item<double>());
@@ -245,7 +244,7 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     if (disc_optimizer_ && model_->discriminator_active(state_.step)) {
       // Second player, on the same batch and the generator step's reconstruction (detached).
       disc_optimizer_->zero_grad();
-      TrainOutput d = model_->discriminator_step(x, out.reconstruction.detach());
+      TrainOutput d = model_->discriminator_step(batch.images, out.reconstruction.detach());
       if (!torch::isfinite(d.loss).item<bool>())
         fail("train", "step {}: discriminator loss is {} (lower train.lr)", state_.step,
              d.loss.item<double>());
@@ -260,7 +259,7 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     out.logs["grad_norm"] = grad_norm;
     for (const auto& [k, v] : out.logs) sums[k] += v;
     ++window;
-    window_images += x.size(0);
+    window_images += batch.size();
     bar.update(1);
 
     if (state_.step % options_.log_every == 0 || state_.step == options_.steps) {

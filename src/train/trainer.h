@@ -1,4 +1,4 @@
-// The training loop shared by every autoencoder: optimizer with warm-up + cosine schedule, gradient
+// The training loop shared by every trainable model (autoencoders, priors, the classifier): optimizer with warm-up + cosine schedule, gradient
 // clipping, a second optimizer alternating with the first for models with a discriminator (taming's
 // two-optimizer GAN step), EMA of weights, JSONL logs of every loss and statistic, atomic
 // checkpoints and exact resume (model, optimizer, EMA, step, data position, RNG).
@@ -8,7 +8,7 @@
 #include <memory>
 
 #include "data/data_loader.h"
-#include "models/autoencoder.h"
+#include "models/trainable.h"
 #include "train/checkpoint.h"
 #include "train/train_options.h"
 
@@ -17,7 +17,7 @@ namespace lf {
 class Trainer {
  public:
   // `run_config` is the whole resolved config saved beside every checkpoint.
-  Trainer(AutoencoderPtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
+  Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
           Config run_config, torch::Device device, uint64_t seed);
   ~Trainer();
 
@@ -28,7 +28,7 @@ class Trainer {
   void save_checkpoint();
 
   int64_t step() const { return state_.step; }
-  AutoencoderPtr model() const { return model_; }
+  TrainablePtr model() const { return model_; }
   // Copies the EMA weights into the model (no-op without EMA).
   void apply_ema();
 
@@ -37,7 +37,7 @@ class Trainer {
   void set_lr(double lr);
   void update_ema();
 
-  AutoencoderPtr model_;
+  TrainablePtr model_;
   DatasetPtr data_;
   TrainOptions options_;
   std::string run_dir_;
