@@ -89,6 +89,8 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
   if (o.prior.empty()) {  // the model's own prior
     if (!o.label.empty() || !o.cond.empty() || !o.size.empty() || !o.codes_out.empty())
       throw Error("[sample] --class, --cond, --size and --codes-out need --prior");
+    if (o.source.model.empty() && o.source.config.empty())
+      throw Error("[sample] give --model RUN (a VAE), or --prior RUN (a prior over a VQ model)");
     auto loaded = open_model_source(o.source, device);
     torch::NoGradGuard no_grad;
     write_images(o.out, loaded.model->sample(o.count).clamp(-1, 1).to(torch::kCPU), o.nrow);
@@ -188,7 +190,7 @@ void register_sample(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<SampleCommandOptions>();
   auto* cmd = app.add_subcommand(
       "sample", "generate images: a VAE's own prior, or a trained prior over a VQ model's codes");
-  add_model_source(cmd, o->source);
+  add_model_source(cmd, o->source, /*required=*/false);
   cmd->add_option("--prior", o->prior,
                   "run folder of a prior (gpt, pixelcnn) over --model's codes, or 'uniform' for "
                   "random codes; --model defaults to the prior's stage1");

@@ -112,7 +112,7 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
 
   if (o.no_report) return;
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
-    const Json metrics = write_prior_report(run_dir, *prior, *stages, spec, device, seed);
+    const Json metrics = write_prior_report(run_dir, *prior, *stages, spec, device, seed, o.eval_limit);
     std::printf("%s\nrun folder: %s (model.safetensors, metrics.json, samples.png, "
                 "training_curves.png)\n", metrics.dump(2).c_str(), run_dir.c_str());
     return;

@@ -7,7 +7,7 @@
 
 namespace lf::cli {
 
-void add_model_source(CLI::App* cmd, ModelSource& s) {
+void add_model_source(CLI::App* cmd, ModelSource& s, bool required) {
   auto* group = cmd->add_option_group("model", "the model: --model, or --config with --weights");
   auto* model = group->add_option(
       "-m,--model", s.model,
@@ -23,7 +23,7 @@ void add_model_source(CLI::App* cmd, ModelSource& s) {
   config->needs(weights);
   weights->needs(config);
   model->excludes(config);
-  group->require_option(1, 2);
+  group->require_option(required ? 1 : 0, 2);
   cmd->add_flag("--no-ema", s.no_ema, "use the raw weights even when EMA weights exist");
 }
 

@@ -35,10 +35,11 @@ double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device
 }
 
 Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
-                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed) {
+                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
+                        int64_t eval_limit) {
   DatasetSpec test_spec = train_spec;
   test_spec.split = "test";
-  test_spec.limit = 0;
+  test_spec.limit = eval_limit;
   const auto test = open_prior_data(stages, test_spec, device);
   const double nll = prior_nll(prior, *test.dataset, device);
   Json metrics = {{"test_nll", nll},

@@ -13,7 +13,9 @@ namespace lf {
 double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device,
                  int64_t batch_size = 256);
 
+// eval_limit > 0: the likelihood of the first eval_limit test code maps only.
 Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
-                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed);
+                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
+                        int64_t eval_limit = 0);
 
 }  // namespace lf

@@ -154,7 +154,7 @@ TEST(PixelCNN, LearnsToyMapsAndSamplesThemBack) {
     Batch batch;
     batch.codes = diagonal_maps(torch::arange(32) % k, 4, 4, k);
     batch.indices = torch::arange(32);
-    const auto [first, last] = train(model, batch, 200);
+    const auto [first, last] = train(model, batch, 80);
     EXPECT_NEAR(first, std::log(double(k)), 0.5);
     EXPECT_LT(last, 0.3 * std::log(double(k)));  // the floor is log(8) / 16 ~ 0.06 log(8)
     auto g = make_generator(0);
@@ -171,7 +171,7 @@ TEST(PixelCNN, LearnsToyMapsAndSamplesThemBack) {
     batch.labels = torch::arange(32) % k;
     batch.codes = diagonal_maps(batch.labels, 4, 4, k);
     batch.indices = torch::arange(32);
-    const auto [first, last] = train(model, batch, 200);
+    const auto [first, last] = train(model, batch, 80);
     EXPECT_LT(last, 0.05 * std::log(double(k)));
     PriorCondition cond;
     cond.labels = torch::tensor({0, 3, 5, 7}, torch::kInt64);

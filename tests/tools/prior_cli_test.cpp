@@ -44,7 +44,7 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
 
   // Class-conditional GPT: the model's vocabulary and grid come from the stage-1 run.
   r = run_cli("train --config " + config_path("gpt_fashion.yaml") + " --out " + gpt +
-              " --set stage1=" + vq + kTinyGPT);
+              " --set stage1=" + vq + kTinyGPT + " --eval-limit 64");
   ASSERT_EQ(r.code, 0) << r.output;
   const auto config = lf::Config::from_yaml_file(gpt + "/config.json");
   EXPECT_EQ(config.get<std::string>("stage1"), vq);
@@ -58,7 +58,7 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   std::map<std::string, fs::file_time_type> cache_times;
   for (const auto& entry : fs::directory_iterator(vq + "/codes"))
     cache_times[entry.path().string()] = entry.last_write_time();
-  EXPECT_EQ(cache_times.size(), 2u);
+  EXPECT_EQ(cache_times.size(), 2u);  // the train split and the report's test split
   r = run_cli("train --config " + config_path("gpt_fashion.yaml") + " --out " + gpt + "_again" +
               " --set stage1=" + vq + kTinyGPT + " --no-report");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -91,8 +91,8 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(lf::Config::from_yaml_file(sketch + "/config.json").get<int64_t>("model.cond_num_codes"),
             64);
-  ASSERT_EQ(run_cli("edges --first 2 --out " + dir + "/sketches.png").code, 0);
-  r = run_cli("sample --prior " + sketch + " --cond " + dir + "/sketches.png --n 4 --out " + dir +
+  ASSERT_EQ(run_cli("edges --first 2 --out " + dir + "/sketches.safetensors").code, 0);
+  r = run_cli("sample --prior " + sketch + " --cond " + dir + "/sketches.safetensors --n 4 --out " + dir +
               "/from_sketch.safetensors");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(lf::load_safetensors(dir + "/from_sketch.safetensors").at("images").size(0), 4);
@@ -102,7 +102,7 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   for (const std::string& args : std::vector<std::string>{
            "sample --prior " + gpt + " --class 11 --out " + bad,
            "sample --prior " + gpt + " --class Sneakerz --out " + bad,
-           "sample --prior " + gpt + " --cond " + dir + "/sketches.png --out " + bad,
+           "sample --prior " + gpt + " --cond " + dir + "/sketches.safetensors --out " + bad,
            "sample --prior " + gpt + " --size 3x3 --out " + bad,
            "sample --prior " + gpt + " --size 7by7 --out " + bad,
            "sample --prior " + gpt + " --top-p 0 --out " + bad,
