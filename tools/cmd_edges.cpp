@@ -4,7 +4,7 @@
 #include "core/error.h"
 #include "data/dataset_factory.h"
 #include "data/edge_map.h"
-#include "eval/evaluate.h"
+#include "io/safetensors.h"
 #include "io/tensor_io.h"
 
 namespace lf::cli {
@@ -38,18 +38,26 @@ void register_edges(CLI::App& app, const GlobalOptions& globals) {
     apply_globals(globals);
     if (o->input.empty() == (o->first == 0))
       throw Error("[edges] give either an input file or --first N");
-    torch::Tensor images;
+    torch::Tensor images, labels;
     if (o->first > 0) {
       DatasetSpec spec;
       spec.root = o->data;
       spec.split = o->split;
       spec.limit = o->first;
-      images = first_images(*open_dataset(spec), o->first);
+      const auto data = open_dataset(spec);
+      std::vector<int64_t> indices(std::min(o->first, data->size()));
+      for (size_t i = 0; i < indices.size(); ++i) indices[i] = static_cast<int64_t>(i);
+      const Batch batch = data->get_batch(indices);
+      images = batch.images;
+      labels = batch.labels;
     } else {
       images = read_images(o->input);
     }
     prepare_output(o->out);
-    write_images(o->out, edge_map(images), o->nrow);
+    if (labels.defined() && is_safetensors_path(o->out))  // the classes travel with the sketches
+      save_safetensors(o->out, {{"images", edge_map(images)}, {"labels", labels}});
+    else
+      write_images(o->out, edge_map(images), o->nrow);
   });
 }
 

@@ -123,6 +123,7 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
     if (stage1_source.model.empty() && stage1_source.config.empty())
       stage1_source.model = stages.stage1;  // the prior's own first stage
     PriorCondition cond;
+    torch::Tensor sketch_labels;  // the classes of the images the sketches came from, if known
     if (prior->num_classes() > 0) {
       const auto spec = DatasetSpec::from_config(
           loaded.config.has("data") ? loaded.config.sub("data") : Config());
@@ -146,8 +147,13 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
           read_images(o.cond, model_in_channels(cond_stage.config)).to(device);
       torch::NoGradGuard no_grad;
       const auto sketch_codes = cond_stage.model->encode(sketches).at("indices");
-      cond.cond_codes = sketch_codes.index_select(
-          0, torch::arange(o.count, torch::kInt64).remainder(sketch_codes.size(0)).to(device));
+      const auto which = torch::arange(o.count, torch::kInt64).remainder(sketch_codes.size(0));
+      cond.cond_codes = sketch_codes.index_select(0, which.to(device));
+      if (is_safetensors_path(o.cond)) {  // sketches from `edges --first N` carry their classes
+        auto file = load_safetensors(o.cond);
+        if (file.count("labels") && file.at("labels").size(0) == sketch_codes.size(0))
+          sketch_labels = file.at("labels").index_select(0, which);
+      }
     } else if (!o.cond.empty()) {
       throw Error(fmt::format("[sample] --prior {}: not image-conditional, so --cond does not "
                               "apply", o.prior));
@@ -159,7 +165,7 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
       w = cond.cond_codes.size(2);
     }
     codes = prior->sample(o.count, h, w, cond, sampling, generator);
-    labels = cond.labels;
+    labels = cond.labels.defined() ? cond.labels : sketch_labels;
   }
 
   auto stage1 = open_model_source(stage1_source, device);

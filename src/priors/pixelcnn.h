@@ -26,8 +26,8 @@ struct PixelCNNOptions {
 void to_json(Json& json, const PixelCNNOptions& options);
 void from_json(const Json& json, PixelCNNOptions& options);  // present keys only; unknown throw
 
-// Presets: "fashion" (7x7 codes of K=256: 128 channels, 12 layers, 5x5 kernels, a 512-wide head,
-// ~8.3 M parameters; the receptive field covers the 7x7 grid from the 3rd layer on).
+// Presets: "fashion" (7x7 codes of K=256: 64 channels, 12 layers, 5x5 kernels, a 512-wide head,
+// 2.2 M parameters; the receptive field covers the 7x7 grid from the 3rd layer on).
 PixelCNNOptions pixelcnn_preset(const std::string& name);
 std::vector<std::string> pixelcnn_preset_names();
 
@@ -46,10 +46,10 @@ class GatedMaskedConvImpl : public torch::nn::Module {
                                                    const torch::Tensor& x_h,
                                                    const torch::Tensor& labels);
 
-  torch::nn::Conv2d vert_stack{nullptr};     // C -> 2C, kernel (k/2 + 1, k)
-  torch::nn::Conv2d vert_to_horiz{nullptr};  // 2C -> 2C, 1x1
-  torch::nn::Conv2d horiz_stack{nullptr};    // C -> 2C, kernel (1, k/2 + 1)
-  torch::nn::Conv2d horiz_resid{nullptr};    // C -> C, 1x1 ("h_out")
+  torch::nn::Conv2d vert_stack{nullptr};               // C -> 2C, kernel (k/2 + 1, k)
+  torch::nn::Conv2d vert_to_horiz{nullptr};            // 2C -> 2C, 1x1
+  torch::nn::Conv2d horiz_stack{nullptr};              // C -> 2C, kernel (1, k/2 + 1)
+  torch::nn::Conv2d horiz_resid{nullptr};              // C -> C, 1x1 ("h_out")
   torch::nn::Embedding class_cond_embedding{nullptr};  // classes -> 2C (class-conditional only)
 
  private:
@@ -79,8 +79,8 @@ class PixelCNNImpl : public PriorImpl {
   torch::Tensor sample(int64_t n, int64_t h, int64_t w, const PriorCondition& cond,
                        const SamplingOptions& options, at::Generator& generator) override;
 
-  torch::nn::Embedding embedding{nullptr};  // K -> C
-  torch::nn::ModuleList layers{nullptr};    // GatedMaskedConv
+  torch::nn::Embedding embedding{nullptr};     // K -> C
+  torch::nn::ModuleList layers{nullptr};       // GatedMaskedConv
   torch::nn::Sequential output_conv{nullptr};  // 1x1 C -> head_hidden, ReLU, 1x1 -> K
 
  private:

@@ -95,7 +95,11 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   r = run_cli("sample --prior " + sketch + " --cond " + dir + "/sketches.safetensors --n 4 --out " + dir +
               "/from_sketch.safetensors");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(lf::load_safetensors(dir + "/from_sketch.safetensors").at("images").size(0), 4);
+  const auto from_sketch = lf::load_safetensors(dir + "/from_sketch.safetensors");
+  EXPECT_EQ(from_sketch.at("images").size(0), 4);
+  // The sketches' classes travel along: sample i used sketch i mod 2.
+  const auto sketch_labels = lf::load_safetensors(dir + "/sketches.safetensors").at("labels");
+  EXPECT_TRUE(torch::equal(from_sketch.at("labels"), sketch_labels.repeat({2})));
 
   // Wrong inputs: one line, non-zero, nothing written.
   const std::string bad = dir + "/bad.png";
