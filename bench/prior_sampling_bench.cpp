@@ -23,7 +23,8 @@ double seconds_to_sample(lf::GPT& model, int64_t n, bool kv_cache, int repeats,
     auto generator = lf::make_generator(0);
     const auto start = std::chrono::steady_clock::now();
     *tokens = model->sample(n, model->grid()[0], model->grid()[1], cond, options, generator);
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+    best = std::min(
+        best, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
   return best;
 }
@@ -41,9 +42,12 @@ int main(int argc, char** argv) {
   torch::manual_seed(0);
   std::printf("GPT prior sampling, %lld code maps per batch, %d threads, best of %d\n\n",
               static_cast<long long>(n), torch::get_num_threads(), repeats);
-  std::printf("| grid | model | codes | no cache (tokens/s) | KV cache (tokens/s) | speed-up | same tokens |\n");
+  std::printf(
+      "| grid | model | codes | no cache (tokens/s) | KV cache (tokens/s) | speed-up | same tokens "
+      "|\n");
   std::printf("|---|---|---|---|---|---|---|\n");
-  for (const auto& [side, name] : std::vector<std::pair<int64_t, const char*>>{{7, "fashion"}, {16, "fashion"}}) {
+  for (const auto& [side, name] :
+       std::vector<std::pair<int64_t, const char*>>{{7, "fashion"}, {16, "fashion"}}) {
     auto options = lf::gpt_preset(name).num_classes(10).grid({side, side});
     lf::GPT model(options);
     model->eval();

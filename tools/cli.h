@@ -28,8 +28,9 @@ void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);
 void register_score(CLI::App& app, const GlobalOptions& globals);
 void register_bench(CLI::App& app, const GlobalOptions& globals);
-void register_model_commands(CLI::App& app,
-                             const GlobalOptions& globals);  // reconstruct encode decode interpolate
+void register_model_commands(
+    CLI::App& app,
+    const GlobalOptions& globals);  // reconstruct encode decode interpolate
 void register_sample(CLI::App& app, const GlobalOptions& globals);
 void register_edges(CLI::App& app, const GlobalOptions& globals);
 

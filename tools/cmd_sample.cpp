@@ -110,15 +110,17 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
     if (k == 0)
       throw Error(fmt::format("[sample] a {} model has no codebook (expected a VQ model)",
                               stage1.model->kind()));
-    auto [h, w] = o.size.empty() ? training_grid(*stage1.model, stage1.config, device)
-                                 : parse_size(o.size);
+    auto [h, w] =
+        o.size.empty() ? training_grid(*stage1.model, stage1.config, device) : parse_size(o.size);
     codes = torch::randint(k, {o.count, h, w}, generator, torch::kInt64);
   } else {
     auto loaded = load_trainable(o.prior, device);
     auto prior = std::dynamic_pointer_cast<PriorImpl>(loaded.model);
     if (!prior)
-      throw Error(fmt::format("[sample] --prior {}: holds a {} model, expected a prior (gpt, "
-                              "pixelcnn) or 'uniform'", o.prior, loaded.model->kind()));
+      throw Error(
+          fmt::format("[sample] --prior {}: holds a {} model, expected a prior (gpt, "
+                      "pixelcnn) or 'uniform'",
+                      o.prior, loaded.model->kind()));
     const auto stages = PriorStages::from_config(loaded.config);
     if (stage1_source.model.empty() && stage1_source.config.empty())
       stage1_source.model = stages.stage1;  // the prior's own first stage
@@ -134,17 +136,19 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
       }
       cond.labels = parse_labels(o.label, o.count, prior->num_classes(), names);
     } else if (!o.label.empty()) {
-      throw Error(fmt::format("[sample] --prior {}: not class-conditional, so --class does not "
-                              "apply", o.prior));
+      throw Error(
+          fmt::format("[sample] --prior {}: not class-conditional, so --class does not "
+                      "apply",
+                      o.prior));
     }
     if (prior->cond_num_codes() > 0) {
       if (o.cond.empty())
-        throw Error(fmt::format("[sample] --prior {}: image-conditional; give --cond SKETCH.png "
-                                "(the {} of an image, e.g. from `latentforge edges`)",
-                                o.prior, stages.cond_transform));
+        throw Error(
+            fmt::format("[sample] --prior {}: image-conditional; give --cond SKETCH.png "
+                        "(the {} of an image, e.g. from `latentforge edges`)",
+                        o.prior, stages.cond_transform));
       auto cond_stage = load_model(stages.cond_stage, device);
-      const auto sketches =
-          read_images(o.cond, model_in_channels(cond_stage.config)).to(device);
+      const auto sketches = read_images(o.cond, model_in_channels(cond_stage.config)).to(device);
       torch::NoGradGuard no_grad;
       const auto sketch_codes = cond_stage.model->encode(sketches).at("indices");
       const auto which = torch::arange(o.count, torch::kInt64).remainder(sketch_codes.size(0));
@@ -155,11 +159,13 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
           sketch_labels = file.at("labels").index_select(0, which);
       }
     } else if (!o.cond.empty()) {
-      throw Error(fmt::format("[sample] --prior {}: not image-conditional, so --cond does not "
-                              "apply", o.prior));
+      throw Error(
+          fmt::format("[sample] --prior {}: not image-conditional, so --cond does not "
+                      "apply",
+                      o.prior));
     }
-    auto [h, w] = o.size.empty() ? std::make_pair(prior->grid()[0], prior->grid()[1])
-                                 : parse_size(o.size);
+    auto [h, w] =
+        o.size.empty() ? std::make_pair(prior->grid()[0], prior->grid()[1]) : parse_size(o.size);
     if (cond.cond_codes.defined() && o.size.empty()) {
       h = cond.cond_codes.size(1);
       w = cond.cond_codes.size(2);
@@ -172,9 +178,10 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> images;
   for (int64_t begin = 0; begin < codes.size(0); begin += 256)
-    images.push_back(stage1.model->decode({{"indices", codes.slice(0, begin, begin + 256).to(device)}})
-                         .clamp(-1, 1)
-                         .to(torch::kCPU));
+    images.push_back(
+        stage1.model->decode({{"indices", codes.slice(0, begin, begin + 256).to(device)}})
+            .clamp(-1, 1)
+            .to(torch::kCPU));
   const auto all = torch::cat(images);
   std::map<std::string, torch::Tensor> code_file = {{"indices", codes.to(torch::kCPU)}};
   if (labels.defined()) code_file["labels"] = labels.to(torch::kCPU);

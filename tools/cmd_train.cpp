@@ -79,8 +79,10 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   }
   auto model = make_trainable(Config(model_json, config.source() + ":model"));
   if (stages && !std::dynamic_pointer_cast<PriorImpl>(model))
-    throw Error(fmt::format("[train] {}: stage1 is set, so the model must be a prior (gpt, "
-                            "pixelcnn), got {}", o.config, model->kind()));
+    throw Error(
+        fmt::format("[train] {}: stage1 is set, so the model must be a prior (gpt, "
+                    "pixelcnn), got {}",
+                    o.config, model->kind()));
   const auto options =
       TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
 
@@ -112,9 +114,12 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
 
   if (o.no_report) return;
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
-    const Json metrics = write_prior_report(run_dir, *prior, *stages, spec, device, seed, o.eval_limit);
-    std::printf("%s\nrun folder: %s (model.safetensors, metrics.json, samples.png, "
-                "training_curves.png)\n", metrics.dump(2).c_str(), run_dir.c_str());
+    const Json metrics =
+        write_prior_report(run_dir, *prior, *stages, spec, device, seed, o.eval_limit);
+    std::printf(
+        "%s\nrun folder: %s (model.safetensors, metrics.json, samples.png, "
+        "training_curves.png)\n",
+        metrics.dump(2).c_str(), run_dir.c_str());
     return;
   }
   auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);

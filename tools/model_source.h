@@ -20,7 +20,8 @@ struct ModelSource {
   int64_t tile_overlap = -1;  // --tile-overlap; -1 = a quarter of the tile
 };
 
-// required = false: the subcommand may find its model elsewhere (sample --prior: the prior's stage1).
+// required = false: the subcommand may find its model elsewhere (sample --prior: the prior's
+// stage1).
 void add_model_source(CLI::App* cmd, ModelSource& source, bool required = true);
 void add_tile_options(CLI::App* cmd, ModelSource& source);
 // Loads the model (eval mode, on `device`) and applies the tiling options.

@@ -57,12 +57,8 @@ DatasetSpec DatasetSpec::from_config(const Config& data) {
 }
 
 Json DatasetSpec::to_json() const {
-  return {{"root", root},
-          {"split", split},
-          {"image_size", image_size},
-          {"channels", channels},
-          {"limit", limit},
-          {"transform", transform}};
+  return {{"root", root},         {"split", split}, {"image_size", image_size},
+          {"channels", channels}, {"limit", limit}, {"transform", transform}};
 }
 
 namespace {

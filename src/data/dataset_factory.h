@@ -14,7 +14,8 @@ struct DatasetSpec {
   int64_t limit = 0;       // 0: all
   std::string transform;   // "" | "edges" (the images' edge maps: sketches)
 
-  // Reads {root, split, image_size, channels, limit, transform} from a config mapping (all optional).
+  // Reads {root, split, image_size, channels, limit, transform} from a config mapping (all
+  // optional).
   static DatasetSpec from_config(const Config& data);
   Json to_json() const;
 };

@@ -6,11 +6,12 @@
 namespace lf {
 
 torch::Tensor edge_map(const torch::Tensor& images, double threshold) {
-  if (images.dim() != 4) fail("edge_map", "expected images [N, C, H, W], got {}", shape_str(images.sizes()));
+  if (images.dim() != 4)
+    fail("edge_map", "expected images [N, C, H, W], got {}", shape_str(images.sizes()));
   const auto grey = ((images.to(torch::kFloat32) + 1) / 2).mean(1, /*keepdim=*/true);
-  const auto sobel_x = torch::tensor({-1.f, 0.f, 1.f, -2.f, 0.f, 2.f, -1.f, 0.f, 1.f},
-                                     grey.options())
-                           .view({1, 1, 3, 3});
+  const auto sobel_x =
+      torch::tensor({-1.f, 0.f, 1.f, -2.f, 0.f, 2.f, -1.f, 0.f, 1.f}, grey.options())
+          .view({1, 1, 3, 3});
   const auto sobel_y = sobel_x.transpose(2, 3).contiguous();
   const auto padded = torch::replication_pad2d(grey, {1, 1, 1, 1});
   const auto gx = torch::conv2d(padded, sobel_x), gy = torch::conv2d(padded, sobel_y);

@@ -1,7 +1,7 @@
 // What a finished prior run leaves to look at: metrics.json (negative log-likelihood of the test
 // split's codes, in nats and bits per code), samples.png (samples decoded by the first stage; one
-// column per class for class-conditional priors, the test sketches' conditions for image-conditional
-// ones) and training_curves.png.
+// column per class for class-conditional priors, the test sketches' conditions for
+// image-conditional ones) and training_curves.png.
 #pragma once
 
 #include "priors/prior.h"

@@ -84,8 +84,10 @@ AutoencoderPtr make_model(const Config& model_config) {
   auto model = make_trainable(model_config);
   auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
   if (!autoencoder)
-    fail("make_model", "{}: type {} is not an image autoencoder (expected one of ae, vae, vqvae, "
-         "vqgan, autoencoder_kl)", model_config.source(), model->kind());
+    fail("make_model",
+         "{}: type {} is not an image autoencoder (expected one of ae, vae, vqvae, "
+         "vqgan, autoencoder_kl)",
+         model_config.source(), model->kind());
   return autoencoder;
 }
 

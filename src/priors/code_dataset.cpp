@@ -24,7 +24,8 @@ CodeDataset::CodeDataset(torch::Tensor codes, torch::Tensor labels, torch::Tenso
   if (codes_.dim() != 3 || codes_.scalar_type() != torch::kInt64)
     fail("CodeDataset", "codes: expected [N, h, w] int64, got {}", shape_str(codes_.sizes()));
   if (labels_.dim() != 1 || labels_.size(0) != codes_.size(0))
-    fail("CodeDataset", "labels: expected [{}], got {}", codes_.size(0), shape_str(labels_.sizes()));
+    fail("CodeDataset", "labels: expected [{}], got {}", codes_.size(0),
+         shape_str(labels_.sizes()));
   if (cond_codes_.defined() && (cond_codes_.dim() != 3 || cond_codes_.size(0) != codes_.size(0)))
     fail("CodeDataset", "cond_codes: expected [{}, hc, wc], got {}", codes_.size(0),
          shape_str(cond_codes_.sizes()));
@@ -66,8 +67,10 @@ torch::Tensor encode_codes(AutoencoderImpl& stage1, const Dataset& data, torch::
     const auto code = stage1.encode(data.get_batch(indices).images.to(device));
     const auto it = code.find("indices");
     if (it == code.end())
-      fail("encode_codes", "a {} model gives no code indices; a prior needs a VQ first stage "
-           "(vqvae, vqgan)", stage1.kind());
+      fail("encode_codes",
+           "a {} model gives no code indices; a prior needs a VQ first stage "
+           "(vqvae, vqgan)",
+           stage1.kind());
     parts.push_back(it->second.to(torch::kCPU));
   }
   return torch::cat(parts);
@@ -79,16 +82,18 @@ EncodedSplit cached_codes(const std::string& stage1_path, const DatasetSpec& spe
   EncodedSplit out;
   out.num_codes = codebook_size(*loaded.model);
   if (out.num_codes == 0)
-    fail("cached_codes", "{}: a {} model has no codebook; a prior needs a VQ first stage (vqvae, "
-         "vqgan)", stage1_path, loaded.model->kind());
+    fail("cached_codes",
+         "{}: a {} model has no codebook; a prior needs a VQ first stage (vqvae, "
+         "vqgan)",
+         stage1_path, loaded.model->kind());
   // The cache key: which weights (path, size, time) and which data.
   const fs::path weights = fs::absolute(loaded.weights_path);
   const auto stamp = fs::last_write_time(weights).time_since_epoch().count();
   const std::string key_text = fmt::format("{}|{}|{}|{}", weights.string(), fs::file_size(weights),
                                            stamp, spec.to_json().dump());
-  const std::string cache = fmt::format("{}/codes/{}-{:016x}.safetensors",
-                                        weights.parent_path().string(), spec.split,
-                                        std::hash<std::string>{}(key_text));
+  const std::string cache =
+      fmt::format("{}/codes/{}-{:016x}.safetensors", weights.parent_path().string(), spec.split,
+                  std::hash<std::string>{}(key_text));
   auto data = open_dataset(spec);
   out.num_classes = data->num_classes();
   std::error_code ec;

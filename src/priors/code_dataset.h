@@ -19,7 +19,7 @@ class CodeDataset : public Dataset {
   CodeDataset(torch::Tensor codes, torch::Tensor labels, torch::Tensor cond_codes,
               int64_t num_classes, std::string description);
   int64_t size() const override { return codes_.size(0); }
-  std::vector<int64_t> image_shape() const override;  // [1, h, w]: the code grid
+  std::vector<int64_t> image_shape() const override;      // [1, h, w]: the code grid
   torch::Tensor get_image(int64_t index) const override;  // throws: code datasets have no images
   int64_t get_label(int64_t index) const override;
   int64_t num_classes() const override { return num_classes_; }
@@ -40,8 +40,8 @@ torch::Tensor encode_codes(AutoencoderImpl& stage1, const Dataset& data, torch::
                            int64_t batch_size = 256);
 
 struct EncodedSplit {
-  torch::Tensor codes;   // [N, h, w] int64
-  torch::Tensor labels;  // [N] int64
+  torch::Tensor codes;    // [N, h, w] int64
+  torch::Tensor labels;   // [N] int64
   int64_t num_codes = 0;  // the model's codebook size K
   int64_t num_classes = 0;
 };

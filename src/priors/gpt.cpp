@@ -35,8 +35,13 @@ void from_json(const Json& json, GPTOptions& o) {
 GPTOptions gpt_preset(const std::string& name) {
   // Sized for a 2-core CPU: ~0.85 M parameters, 2000 steps of 64 code maps in ~25 minutes.
   if (name == "fashion")
-    return GPTOptions().n_layer(4).n_head(4).n_embd(128).embd_pdrop(0.1).resid_pdrop(0.1).attn_pdrop(
-        0.1);
+    return GPTOptions()
+        .n_layer(4)
+        .n_head(4)
+        .n_embd(128)
+        .embd_pdrop(0.1)
+        .resid_pdrop(0.1)
+        .attn_pdrop(0.1);
   fail("gpt_preset", "unknown preset '{}' (known: {})", name, fmt::join(gpt_preset_names(), ", "));
 }
 
@@ -76,7 +81,8 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Te
     const auto future = torch::ones({t, lk}, x.options().dtype(torch::kBool)).triu(lk - t + 1);
     att = att.masked_fill(future, -std::numeric_limits<float>::infinity());
   }
-  att = F::dropout(torch::softmax(att, -1), F::DropoutFuncOptions().p(attn_pdrop_).training(is_training()));
+  att = F::dropout(torch::softmax(att, -1),
+                   F::DropoutFuncOptions().p(attn_pdrop_).training(is_training()));
   const auto y = torch::matmul(att, v).transpose(1, 2).contiguous().view({n, t, c});
   return F::dropout(proj(y), F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
 }
@@ -85,10 +91,10 @@ GPTBlockImpl::GPTBlockImpl(int64_t n_embd, int64_t n_head, double attn_pdrop, do
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({n_embd})));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({n_embd})));
   attn = register_module("attn", CausalSelfAttention(n_embd, n_head, attn_pdrop, resid_pdrop));
-  mlp = register_module("mlp", torch::nn::Sequential(torch::nn::Linear(n_embd, 4 * n_embd),
-                                                     torch::nn::GELU(),
-                                                     torch::nn::Linear(4 * n_embd, n_embd),
-                                                     torch::nn::Dropout(resid_pdrop)));
+  mlp = register_module(
+      "mlp", torch::nn::Sequential(torch::nn::Linear(n_embd, 4 * n_embd), torch::nn::GELU(),
+                                   torch::nn::Linear(4 * n_embd, n_embd),
+                                   torch::nn::Dropout(resid_pdrop)));
 }
 
 torch::Tensor GPTBlockImpl::forward(const torch::Tensor& x, torch::Tensor* past_key,
@@ -105,13 +111,17 @@ GPTImpl::GPTImpl(GPTOptions options) : options_(std::move(options)) {
     return g.size() == 2 && g[0] > 0 && g[1] > 0;
   };
   if (o.num_codes() <= 0 || !grid_ok(o.grid()) || o.num_classes() < 0 || o.cond_num_codes() < 0)
-    fail("gpt", "expected num_codes > 0, grid [h, w] > 0, num_classes >= 0, cond_num_codes >= 0, "
-         "got {}, {}, {}, {}", o.num_codes(), o.grid(), o.num_classes(), o.cond_num_codes());
+    fail("gpt",
+         "expected num_codes > 0, grid [h, w] > 0, num_classes >= 0, cond_num_codes >= 0, "
+         "got {}, {}, {}, {}",
+         o.num_codes(), o.grid(), o.num_classes(), o.cond_num_codes());
   if (o.cond_num_codes() > 0 && !grid_ok(o.cond_grid()))
     fail("gpt", "cond_grid: expected [hc, wc] > 0 with cond_num_codes > 0, got {}", o.cond_grid());
   if (o.n_layer() <= 0 || o.n_head() <= 0 || o.n_embd() <= 0 || o.n_embd() % o.n_head() != 0)
-    fail("gpt", "expected n_layer, n_head, n_embd > 0 with n_embd divisible by n_head, got {}, {}, "
-         "{}", o.n_layer(), o.n_head(), o.n_embd());
+    fail("gpt",
+         "expected n_layer, n_head, n_embd > 0 with n_embd divisible by n_head, got {}, {}, "
+         "{}",
+         o.n_layer(), o.n_head(), o.n_embd());
   for (double p : {o.embd_pdrop(), o.resid_pdrop(), o.attn_pdrop()})
     if (p < 0 || p >= 1) fail("gpt", "dropout probabilities: expected in [0, 1), got {}", p);
   const int64_t needed = cond_length() + o.grid()[0] * o.grid()[1];  // start + cond + codes - 1
@@ -157,8 +167,8 @@ int64_t GPTImpl::cond_length() const {
 torch::Tensor GPTImpl::forward(const torch::Tensor& tokens, const torch::Tensor& positions,
                                KVCache* cache) {
   if (tokens.dim() != 2 || positions.dim() != 1 || positions.size(0) != tokens.size(1))
-    fail("gpt::forward", "expected tokens [N, T] and positions [T], got {} and {}", shape_str(tokens.sizes()),
-         shape_str(positions.sizes()));
+    fail("gpt::forward", "expected tokens [N, T] and positions [T], got {} and {}",
+         shape_str(tokens.sizes()), shape_str(positions.sizes()));
   if (positions.numel() > 0 && positions.max().item<int64_t>() >= block_size_)
     fail("gpt::forward", "position {} is beyond block_size {}", positions.max().item<int64_t>(),
          block_size_);
@@ -206,7 +216,8 @@ torch::Tensor GPTImpl::logits(const torch::Tensor& codes, const PriorCondition& 
   const auto flat = codes.reshape({n, length});
   // [start, cond..., z_0 .. z_{L-2}]: the output at the token before z_m predicts z_m.
   const auto tokens = torch::cat({prefix_tokens(n, cond), flat.slice(1, 0, length - 1)}, 1);
-  const auto positions = torch::arange(tokens.size(1), torch::TensorOptions(torch::kInt64).device(tokens.device()));
+  const auto positions =
+      torch::arange(tokens.size(1), torch::TensorOptions(torch::kInt64).device(tokens.device()));
   const auto out = forward(tokens, positions).slice(1, cond_length(), cond_length() + length);
   return out.permute({0, 2, 1}).reshape({n, options_.num_codes(), g[0], g[1]});
 }
@@ -216,8 +227,10 @@ torch::Tensor GPTImpl::sample(int64_t n, int64_t h, int64_t w, const PriorCondit
   options.validate("gpt::sample");
   const auto& g = options_.grid();
   if (n < 1 || h < g[0] || w < g[1])
-    fail("gpt::sample", "expected n >= 1 and a grid of at least the training grid {}x{}, got n={}, "
-         "{}x{}", g[0], g[1], n, h, w);
+    fail("gpt::sample",
+         "expected n >= 1 and a grid of at least the training grid {}x{}, got n={}, "
+         "{}x{}",
+         g[0], g[1], n, h, w);
   const auto device = pos_emb.device();
   // Check the condition with a placeholder code map of the right batch size.
   check_inputs(torch::zeros({n, 0, 0}, torch::kInt64), cond, "gpt::sample");
@@ -229,16 +242,19 @@ torch::Tensor GPTImpl::sample(int64_t n, int64_t h, int64_t w, const PriorCondit
       fail("gpt::sample", "cond_codes: expected the training condition grid {}x{}, got {}x{}",
            cg[0], cg[1], cond.cond_codes.size(1), cond.cond_codes.size(2));
     if (windowed && (cg != g || cond.cond_codes.size(1) != h || cond.cond_codes.size(2) != w))
-      fail("gpt::sample", "windowed conditional sampling needs the condition grid to match the code "
-           "grid (training {}x{} vs {}x{}; asked {}x{} vs {}x{})", cg[0], cg[1], g[0], g[1],
-           cond.cond_codes.size(1), cond.cond_codes.size(2), h, w);
+      fail("gpt::sample",
+           "windowed conditional sampling needs the condition grid to match the code "
+           "grid (training {}x{} vs {}x{}; asked {}x{} vs {}x{})",
+           cg[0], cg[1], g[0], g[1], cond.cond_codes.size(1), cond.cond_codes.size(2), h, w);
   }
   if (options.window_w != 0 && options.window_w != g[1])
-    fail("gpt::sample", "window width: expected the training grid width {} (rows wrap as in "
-         "training), got {}", g[1], options.window_w);
+    fail("gpt::sample",
+         "window width: expected the training grid width {} (rows wrap as in "
+         "training), got {}",
+         g[1], options.window_w);
   if (options.window_h > g[0])
-    fail("gpt::sample", "window height: expected at most the training grid height {}, got {}",
-         g[0], options.window_h);
+    fail("gpt::sample", "window height: expected at most the training grid height {}, got {}", g[0],
+         options.window_h);
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();

@@ -17,7 +17,7 @@ namespace lf {
 struct GPTOptions {
   TORCH_ARG(int64_t, num_codes) = 256;  // K, the first stage's codebook size
   TORCH_ARG(std::vector<int64_t>, grid) = std::vector<int64_t>{7, 7};  // training code grid [h, w]
-  TORCH_ARG(int64_t, num_classes) = 0;  // > 0: the start token is the class (class-conditional)
+  TORCH_ARG(int64_t, num_classes) = 0;     // > 0: the start token is the class (class-conditional)
   TORCH_ARG(int64_t, cond_num_codes) = 0;  // > 0: condition image codes are prefixed
   TORCH_ARG(std::vector<int64_t>, cond_grid) = std::vector<int64_t>{};  // their grid [hc, wc]
   TORCH_ARG(int64_t, block_size) = 0;  // context length; 0 = what the grids need

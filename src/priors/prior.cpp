@@ -12,8 +12,8 @@ void PriorImpl::check_inputs(const torch::Tensor& codes, const PriorCondition& c
   if (codes.dim() != 3 || codes.scalar_type() != torch::kInt64)
     fail(where, "codes: expected [N, h, w] int64, got {} {}", shape_str(codes.sizes()),
          c10::toString(codes.scalar_type()));
-  if (codes.numel() > 0 && (codes.min().item<int64_t>() < 0 ||
-                            codes.max().item<int64_t>() >= num_codes()))
+  if (codes.numel() > 0 &&
+      (codes.min().item<int64_t>() < 0 || codes.max().item<int64_t>() >= num_codes()))
     fail(where, "codes: expected values in [0, {}), got [{}, {}]", num_codes(),
          codes.min().item<int64_t>(), codes.max().item<int64_t>());
   const int64_t n = codes.size(0);

@@ -20,8 +20,8 @@ struct PriorCondition {
 
 class PriorImpl : public TrainableImpl {
  public:
-  virtual int64_t num_codes() const = 0;    // K: the first stage's codebook size
-  virtual int64_t num_classes() const = 0;  // 0: not class-conditional
+  virtual int64_t num_codes() const = 0;          // K: the first stage's codebook size
+  virtual int64_t num_classes() const = 0;        // 0: not class-conditional
   virtual std::vector<int64_t> grid() const = 0;  // the training code grid [h, w]
   // The condition code grid [hc, wc] and vocabulary; empty / 0 without image conditioning.
   virtual std::vector<int64_t> cond_grid() const { return {}; }

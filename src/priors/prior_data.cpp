@@ -46,11 +46,11 @@ PriorData open_prior_data(const PriorStages& stages, const DatasetSpec& spec,
     cond_codes = c.codes;
     out.model_options["cond_num_codes"] = c.num_codes;
     out.model_options["cond_grid"] = {c.codes.size(1), c.codes.size(2)};
-    description += fmt::format(", conditioned on {} codes under {}", stages.cond_transform,
-                               stages.cond_stage);
+    description +=
+        fmt::format(", conditioned on {} codes under {}", stages.cond_transform, stages.cond_stage);
   }
-  out.dataset = std::make_shared<CodeDataset>(z.codes, z.labels, cond_codes, z.num_classes,
-                                              description);
+  out.dataset =
+      std::make_shared<CodeDataset>(z.codes, z.labels, cond_codes, z.num_classes, description);
   return out;
 }
 

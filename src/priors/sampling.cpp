@@ -8,8 +8,7 @@
 namespace lf {
 
 void SamplingOptions::validate(const char* where) const {
-  if (!(temperature > 0))
-    fail(where, "temperature: expected > 0, got {}", temperature);
+  if (!(temperature > 0)) fail(where, "temperature: expected > 0, got {}", temperature);
   if (top_k < 0) fail(where, "top_k: expected >= 0 (0 = off), got {}", top_k);
   if (!(top_p > 0 && top_p <= 1)) fail(where, "top_p: expected in (0, 1], got {}", top_p);
   if (window_h < 0 || window_w < 0)
@@ -18,7 +17,8 @@ void SamplingOptions::validate(const char* where) const {
 }
 
 torch::Tensor filtered_probabilities(const torch::Tensor& logits, const SamplingOptions& o) {
-  if (logits.dim() != 2) fail("sample_tokens", "expected logits [N, V], got {}", shape_str(logits.sizes()));
+  if (logits.dim() != 2)
+    fail("sample_tokens", "expected logits [N, V], got {}", shape_str(logits.sizes()));
   auto scaled = logits.to(torch::kFloat32) / o.temperature;
   const int64_t vocab = scaled.size(1);
   const float neg_inf = -std::numeric_limits<float>::infinity();

@@ -1,7 +1,8 @@
-// The training loop shared by every trainable model (autoencoders, priors, the classifier): optimizer with warm-up + cosine schedule, gradient
-// clipping, a second optimizer alternating with the first for models with a discriminator (taming's
-// two-optimizer GAN step), EMA of weights, JSONL logs of every loss and statistic, atomic
-// checkpoints and exact resume (model, optimizer, EMA, step, data position, RNG).
+// The training loop shared by every trainable model (autoencoders, priors, the classifier):
+// optimizer with warm-up + cosine schedule, gradient clipping, a second optimizer alternating with
+// the first for models with a discriminator (taming's two-optimizer GAN step), EMA of weights,
+// JSONL logs of every loss and statistic, atomic checkpoints and exact resume (model, optimizer,
+// EMA, step, data position, RNG).
 #pragma once
 
 #include <functional>

@@ -11,7 +11,8 @@ namespace lf {
 namespace {
 
 GPT tiny_gpt(int64_t classes = 0, int64_t cond_codes = 0, std::vector<int64_t> grid = {4, 5}) {
-  auto options = GPTOptions().num_codes(11).grid(grid).num_classes(classes).n_layer(2).n_head(2).n_embd(32);
+  auto options =
+      GPTOptions().num_codes(11).grid(grid).num_classes(classes).n_layer(2).n_head(2).n_embd(32);
   if (cond_codes > 0) options.cond_num_codes(cond_codes).cond_grid(grid);
   GPT model(options);
   model->eval();
@@ -22,7 +23,8 @@ PriorCondition condition(const GPT& model, int64_t n) {
   PriorCondition cond;
   if (model->num_classes() > 0) cond.labels = torch::arange(n) % model->num_classes();
   if (model->cond_num_codes() > 0)
-    cond.cond_codes = torch::randint(model->cond_num_codes(), {n, model->grid()[0], model->grid()[1]});
+    cond.cond_codes =
+        torch::randint(model->cond_num_codes(), {n, model->grid()[0], model->grid()[1]});
   return cond;
 }
 
@@ -133,7 +135,8 @@ TEST(GPT, SamplesLargerGridsOfAnyAspectWithASlidingWindow) {
 
 TEST(GPT, LearnsAClassConditionalPatternAndSamplesIt) {
   torch::manual_seed(5);
-  auto model = GPT(GPTOptions().num_codes(8).grid({3, 3}).num_classes(2).n_layer(2).n_head(2).n_embd(32));
+  auto model =
+      GPT(GPTOptions().num_codes(8).grid({3, 3}).num_classes(2).n_layer(2).n_head(2).n_embd(32));
   // Class 0: codes 0,1,2,...; class 1: all 7.
   const auto pattern0 = torch::arange(9).remainder(8).view({1, 3, 3});
   const auto pattern1 = torch::full({1, 3, 3}, 7, torch::kInt64);
@@ -165,7 +168,8 @@ TEST(GPT, LearnsAClassConditionalPatternAndSamplesIt) {
 
 TEST(GPT, SaveLoadRoundTripAndRegistry) {
   auto model = tiny_gpt(3, 7);
-  const auto path = (std::filesystem::temp_directory_path() / "lf_gpt_round_trip.safetensors").string();
+  const auto path =
+      (std::filesystem::temp_directory_path() / "lf_gpt_round_trip.safetensors").string();
   save_module_safetensors(*model, path);
   auto fresh = tiny_gpt(3, 7);
   load_module_safetensors(*fresh, path, /*strict=*/true);
@@ -174,7 +178,8 @@ TEST(GPT, SaveLoadRoundTripAndRegistry) {
   EXPECT_TRUE(torch::equal(model->logits(codes, cond), fresh->logits(codes, cond)));
   std::filesystem::remove(path);
 
-  auto built = make_trainable(Config(Json{{"type", "gpt"}, {"preset", "fashion"}, {"num_classes", 10}}));
+  auto built =
+      make_trainable(Config(Json{{"type", "gpt"}, {"preset", "fashion"}, {"num_classes", 10}}));
   EXPECT_EQ(built->kind(), "gpt");
   auto gpt = std::dynamic_pointer_cast<GPTImpl>(built);
   ASSERT_TRUE(gpt);
@@ -182,8 +187,9 @@ TEST(GPT, SaveLoadRoundTripAndRegistry) {
   EXPECT_EQ(gpt->vocab_size(), 256 + 10);
   // taming's key names
   const auto state = module_state(*gpt);
-  for (const char* key : {"tok_emb.weight", "pos_emb", "blocks.0.ln1.weight", "blocks.0.attn.key.weight",
-                          "blocks.0.attn.proj.bias", "blocks.3.mlp.2.weight", "ln_f.bias", "head.weight"})
+  for (const char* key :
+       {"tok_emb.weight", "pos_emb", "blocks.0.ln1.weight", "blocks.0.attn.key.weight",
+        "blocks.0.attn.proj.bias", "blocks.3.mlp.2.weight", "ln_f.bias", "head.weight"})
     EXPECT_TRUE(state.count(key)) << key;
 }
 
@@ -191,21 +197,33 @@ TEST(GPT, RejectsBadInputsWithClearErrors) {
   auto model = tiny_gpt(3);
   auto cond = condition(model, 2);
   test::expect_error([&] { model->logits(torch::randint(11, {2, 4, 4}), cond); }, "training grid");
-  test::expect_error([&] { model->logits(torch::full({2, 4, 5}, 11, torch::kInt64), cond); },
-                     "values in [0, 11)");
+  test::expect_error(
+      [&] {
+        model->logits(torch::full({2, 4, 5}, 11, torch::kInt64), cond);
+      },
+      "values in [0, 11)");
   test::expect_error([&] { model->logits(torch::randint(11, {2, 4, 5}), {}); }, "labels");
   cond.labels = torch::tensor({0, 5}, torch::kInt64);
-  test::expect_error([&] { model->logits(torch::randint(11, {2, 4, 5}), cond); }, "classes in [0, 3)");
+  test::expect_error(
+      [&] {
+        model->logits(torch::randint(11, {2, 4, 5}), cond);
+      },
+      "classes in [0, 3)");
   SamplingOptions bad;
   bad.temperature = 0;
   auto g = make_generator(0);
   test::expect_error([&] { model->sample(2, 4, 5, condition(model, 2), bad, g); }, "temperature");
-  test::expect_error([&] { model->sample(2, 3, 5, condition(model, 2), {}, g); }, "at least the training grid");
+  test::expect_error([&] { model->sample(2, 3, 5, condition(model, 2), {}, g); },
+                     "at least the training grid");
   SamplingOptions narrow;
   narrow.window_w = 3;
-  test::expect_error([&] { model->sample(2, 4, 8, condition(model, 2), narrow, g); }, "window width");
-  test::expect_error([&] { make_trainable(Config(Json{{"type", "gpt"}, {"n_embd", 30}, {"n_head", 4}})); },
-                     "divisible");
+  test::expect_error([&] { model->sample(2, 4, 8, condition(model, 2), narrow, g); },
+                     "window width");
+  test::expect_error(
+      [&] {
+        make_trainable(Config(Json{{"type", "gpt"}, {"n_embd", 30}, {"n_head", 4}}));
+      },
+      "divisible");
 }
 
 }  // namespace

@@ -40,7 +40,8 @@ TEST(SlidingWindow, NeverReadsAnUngeneratedPosition) {
       EXPECT_EQ(win.left + win.col, j);
       for (int64_t t = 0; t < context.size(1); ++t) {
         const int64_t r = win.top + t / win.width, c = win.left + t % win.width;
-        EXPECT_TRUE(r < i || (r == i && c < j)) << "cell (" << r << "," << c << ") read for (" << i << "," << j << ")";
+        EXPECT_TRUE(r < i || (r == i && c < j))
+            << "cell (" << r << "," << c << ") read for (" << i << "," << j << ")";
         EXPECT_TRUE(torch::equal(context.select(1, t), shadow.select(1, r).select(1, c)));
         EXPECT_GE(shadow.select(1, r).select(1, c).min().item<int64_t>(), 0);
       }

@@ -27,7 +27,7 @@ TEST(Cli, InfoPrintsVersionsAndThreads) {
 
 TEST(Cli, EverySubcommandHasHelp) {
   for (const char* cmd : {"info", "preview", "train", "reconstruct", "encode", "decode", "sample",
-                          "eval", "interpolate", "import", "bench", "serve"}) {
+                          "eval", "interpolate", "import", "bench", "serve", "edges", "score"}) {
     const auto r = run(std::string(cmd) + " --help");
     EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << cmd << ": " << r.output;

@@ -1,5 +1,6 @@
 // Stage 2 on the command line: training priors on a VQ run's cached codes, sampling them
-// (class, sketch, larger grids, codes out and decoded later, uniform codes) and the one-line errors.
+// (class, sketch, larger grids, codes out and decoded later, uniform codes) and the one-line
+// errors.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -80,7 +81,8 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_TRUE(torch::allclose(lf::load_safetensors(dir + "/decoded.safetensors").at("images"),
                               wide.at("images"), 1e-5, 1e-5));
-  r = run_cli("sample --model " + vq + " --prior uniform --n 3 --out " + dir + "/uniform.safetensors");
+  r = run_cli("sample --model " + vq + " --prior uniform --n 3 --out " + dir +
+              "/uniform.safetensors");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(lf::load_safetensors(dir + "/uniform.safetensors").at("indices").sizes(),
             (std::vector<int64_t>{3, 7, 7}));
@@ -89,11 +91,11 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
   r = run_cli("train --config " + config_path("gpt_fashion_sketch.yaml") + " --out " + sketch +
               " --set stage1=" + vq + " --set cond_stage=" + edges + kTinyGPT + " --no-report");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_EQ(lf::Config::from_yaml_file(sketch + "/config.json").get<int64_t>("model.cond_num_codes"),
-            64);
+  EXPECT_EQ(
+      lf::Config::from_yaml_file(sketch + "/config.json").get<int64_t>("model.cond_num_codes"), 64);
   ASSERT_EQ(run_cli("edges --first 2 --out " + dir + "/sketches.safetensors").code, 0);
-  r = run_cli("sample --prior " + sketch + " --cond " + dir + "/sketches.safetensors --n 4 --out " + dir +
-              "/from_sketch.safetensors");
+  r = run_cli("sample --prior " + sketch + " --cond " + dir + "/sketches.safetensors --n 4 --out " +
+              dir + "/from_sketch.safetensors");
   ASSERT_EQ(r.code, 0) << r.output;
   const auto from_sketch = lf::load_safetensors(dir + "/from_sketch.safetensors");
   EXPECT_EQ(from_sketch.at("images").size(0), 4);
@@ -110,11 +112,10 @@ TEST(PriorCli, TrainPriorsOnCachedCodesAndSampleThem) {
            "sample --prior " + gpt + " --size 3x3 --out " + bad,
            "sample --prior " + gpt + " --size 7by7 --out " + bad,
            "sample --prior " + gpt + " --top-p 0 --out " + bad,
-           "sample --prior " + sketch + " --out " + bad,
-           "sample --prior " + vq + " --out " + bad,
+           "sample --prior " + sketch + " --out " + bad, "sample --prior " + vq + " --out " + bad,
            "sample --prior /nonexistent --out " + bad,
-           "train --config " + config_path("gpt_fashion.yaml") + " --set stage1=/nonexistent --out " +
-               dir + "/bad_run",
+           "train --config " + config_path("gpt_fashion.yaml") +
+               " --set stage1=/nonexistent --out " + dir + "/bad_run",
            "train --config " + config_path("gpt_fashion.yaml") + " --set stage1=" + vq + kTiny +
                " --set model.type=vqvae --out " + dir + "/bad_run"}) {
     r = run_cli(args);
