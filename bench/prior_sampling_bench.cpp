@@ -1,7 +1,7 @@
 // GPT prior sampling speed with and without the KV cache: tokens/s for a batch of code maps on the
 // Fashion grid (7x7, 49 codes) and on a taming-sized grid (16x16, 256 codes), same weights and
 // seed (so the same tokens come out of both). Prints a table with the cache's speed-up.
-// Usage: prior_sampling_bench [--n 64] [--repeats 3]
+// Usage: prior_sampling_bench [--n 32] [--repeats 2]
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -32,8 +32,8 @@ double seconds_to_sample(lf::GPT& model, int64_t n, bool kv_cache, int repeats,
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t n = 64;
-  int repeats = 3;
+  int64_t n = 32;
+  int repeats = 2;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--n")) n = std::stoll(argv[i + 1]);
     if (!std::strcmp(argv[i], "--repeats")) repeats = std::stoi(argv[i + 1]);
