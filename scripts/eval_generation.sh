@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 N=${1:-5000}
 LF=${LF:-build/latentforge}
 OUT=runs/generation_eval
-CLASSIFIER=runs/classifier_fashion
+CLASSIFIER=${CLASSIFIER:-runs/classifier}
 mkdir -p "$OUT"
 
 sample() {  # name, sample arguments...

@@ -9,6 +9,7 @@
 #include "data/dataset_factory.h"
 #include "eval/prior_report.h"
 #include "eval/run_report.h"
+#include "eval/sample_score.h"
 #include "io/atomic_file.h"
 #include "io/state_dict.h"
 #include "models/model_registry.h"
@@ -122,11 +123,6 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
         metrics.dump(2).c_str(), run_dir.c_str());
     return;
   }
-  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
-  if (!autoencoder) {
-    spdlog::info("{}: no report for a {} model", run_dir, model->kind());
-    return;
-  }
   DatasetSpec test_spec = spec;
   test_spec.split = "test";
   test_spec.limit = 0;
@@ -135,6 +131,19 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
     test_data = open_dataset(test_spec);
   } catch (const Error&) {
     test_data = train_data;  // image folders have no test split
+  }
+  if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
+    const Json report = classifier_report(*classifier, *test_data, device, 256, o.eval_limit);
+    plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
+    write_file_atomic(run_dir + "/metrics.json", report.dump(2) + "\n");
+    std::printf("%s\nrun folder: %s (model.safetensors, metrics.json, training_curves.png)\n",
+                report.dump(2).c_str(), run_dir.c_str());
+    return;
+  }
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
+  if (!autoencoder) {
+    spdlog::info("{}: no report for a {} model", run_dir, model->kind());
+    return;
   }
   const Json metrics = write_run_report(run_dir, *autoencoder, *test_data, device, o.eval_limit);
   std::printf("%s\n", metrics.dump(2).c_str());
