@@ -23,12 +23,12 @@ sample() {  # name, sample arguments...
 
 "$LF" score --classifier "$CLASSIFIER" --real-halves --out "$OUT/real_halves.json" >/dev/null
 echo "real test halves: $(cat "$OUT/real_halves.json" | tr -d '\n ')"
-[ -d runs/vae_fashion ] && sample vae --model runs/vae_fashion
+[ -f runs/vae_fashion/model.safetensors ] && sample vae --model runs/vae_fashion
 sample uniform_codes --model runs/vqvae_fashion --prior uniform
 for prior in pixelcnn_fashion gpt_fashion; do
-  [ -d "runs/$prior" ] && sample "$prior" --prior "runs/$prior" --class all
+  [ -f "runs/$prior/model.safetensors" ] && sample "$prior" --prior "runs/$prior" --class all
 done
-if [ -d runs/gpt_fashion_sketch ]; then
+if [ -f runs/gpt_fashion_sketch/model.safetensors ]; then
   "$LF" edges --first "$N" --out "$OUT/test_sketches.safetensors"
   sample gpt_fashion_sketch --prior runs/gpt_fashion_sketch --cond "$OUT/test_sketches.safetensors"
 fi
