@@ -140,7 +140,8 @@ TEST(SampleScore, RealImagesScoredAgainstThemselves) {
   EXPECT_EQ(total, 64);
   EXPECT_GT(json.at("fd_real_halves").get<double>(), 0.0);
   EXPECT_NEAR(score_real_halves(*model, *data, torch::kCPU).at("fd_real_halves").get<double>(),
-              json.at("fd_real_halves").get<double>(), 1e-9);
+              json.at("fd_real_halves").get<double>(),
+              1e-5 * json.at("fd_real_halves").get<double>());  // float32 features, other batches
 }
 
 TEST(SampleScore, UnlabelledAndResizedSamples) {

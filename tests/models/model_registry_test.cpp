@@ -27,10 +27,17 @@ TEST(ModelRegistry, BuildsEveryTypeAndPreset) {
     const auto colon = name.find(':');
     Json config{{"type", name.substr(0, colon)}};
     if (colon != std::string::npos) config["preset"] = name.substr(colon + 1);
-    const auto model = make_model(Config(config));
+    const auto model = make_trainable(Config(config));
     ASSERT_TRUE(model);
     EXPECT_EQ(model->kind(), name.substr(0, colon));
     EXPECT_FALSE(model->parameters().empty());
+  }
+  // make_model is for the image autoencoders only: a prior is refused by name.
+  try {
+    make_model(Config(Json{{"type", "gpt"}}));
+    ADD_FAILURE() << "make_model built a gpt";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not an image autoencoder"), std::string::npos);
   }
 }
 
