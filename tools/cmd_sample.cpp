@@ -101,6 +101,7 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
   sampling.kv_cache = !o.no_kv_cache;
   auto generator = make_generator(globals.seed);
   torch::Tensor codes, labels;
+  int64_t prior_codes = 0;  // the codebook size the prior was trained on
   ModelSource stage1_source = o.source;
   if (o.prior == "uniform") {  // uniformly random codes: the floor any prior must beat
     if (!o.label.empty() || !o.cond.empty())
@@ -170,11 +171,18 @@ void run_sample(const SampleCommandOptions& o, const GlobalOptions& globals) {
       h = cond.cond_codes.size(1);
       w = cond.cond_codes.size(2);
     }
+    prior_codes = prior->num_codes();
     codes = prior->sample(o.count, h, w, cond, sampling, generator);
     labels = cond.labels.defined() ? cond.labels : sketch_labels;
   }
 
   auto stage1 = open_model_source(stage1_source, device);
+  const int64_t k = codebook_size(*stage1.model);
+  if (prior_codes > 0 && k != prior_codes)
+    throw Error(
+        fmt::format("[sample] --model: a {} model with {} codes, but the prior was trained "
+                    "on {} codes; give the prior's own stage 1",
+                    stage1.model->kind(), k, prior_codes));
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> images;
   for (int64_t begin = 0; begin < codes.size(0); begin += 256)
