@@ -6,6 +6,7 @@
 #include "models/model_registry.h"
 #include "models/model_test_util.h"
 #include "priors/gpt.h"
+#include "priors/prior_test_util.h"
 
 namespace lf {
 namespace {
@@ -19,14 +20,7 @@ GPT tiny_gpt(int64_t classes = 0, int64_t cond_codes = 0, std::vector<int64_t> g
   return model;
 }
 
-PriorCondition condition(const GPT& model, int64_t n) {
-  PriorCondition cond;
-  if (model->num_classes() > 0) cond.labels = torch::arange(n) % model->num_classes();
-  if (model->cond_num_codes() > 0)
-    cond.cond_codes =
-        torch::randint(model->cond_num_codes(), {n, model->grid()[0], model->grid()[1]});
-  return cond;
-}
+using test::condition;
 
 TEST(GPT, OutputAtEachPositionDependsOnlyOnEarlierCodes) {
   torch::manual_seed(0);

@@ -9,6 +9,7 @@
 #include "models/model_registry.h"
 #include "models/model_test_util.h"
 #include "priors/pixelcnn.h"
+#include "priors/prior_test_util.h"
 
 namespace lf {
 namespace {
@@ -33,11 +34,7 @@ PixelCNN eval_model(const PixelCNNOptions& options) {
   return model;
 }
 
-PriorCondition condition(const PixelCNN& model, int64_t n) {
-  PriorCondition cond;
-  if (model->num_classes() > 0) cond.labels = torch::arange(n) % model->num_classes();
-  return cond;
-}
+using test::condition;
 
 // Logits [N, K, P] with the code at raster position p changed (+1 mod K) in every sample.
 torch::Tensor logits_with_change(PixelCNN& model, const torch::Tensor& codes,
