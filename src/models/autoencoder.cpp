@@ -8,8 +8,8 @@ namespace lf {
 torch::Tensor AutoencoderImpl::sample(int64_t n) {
   const std::string name = kind();
   fail((name + "::sample").c_str(),
-       "a {} has no prior of its own; sample from a VAE, or train a prior (PixelCNN, transformer) "
-       "over its codes and decode those",
+       "a {} has no prior of its own; train a prior over its codes (configs/gpt_fashion.yaml, "
+       "configs/pixelcnn_fashion.yaml) and sample with --prior RUN",
        name);
 }
 
