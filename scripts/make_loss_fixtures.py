@@ -1,5 +1,11 @@
 #!/usr/bin/python3
-"""Writes the parity fixtures of tests/losses/ from the reference modules themselves.
+"""Writes the parity fixtures of tests/losses/ from the reference modules themselves, in float64.
+
+Every module is built as the references build it (float32 parameters, the same random draws),
+then converted with .double(); inputs are drawn in float32 and widened, so a float32 run sees
+exactly the same inputs. The outputs are float64: float32 results differ between CPUs (oneDNN
+picks other kernels on AVX2 and AVX-512, and a ReLU/max-pool tie can route a gradient elsewhere),
+so the tests compare our float64 run at round-off and our float32 run at float32 tolerances.
 
 taming-transformers' LPIPS, NLayerDiscriminator (BatchNorm and ActNorm) and
 VQLPIPSWithDiscriminator, and Stable Diffusion's LPIPSWithDiscriminator are imported from the
@@ -28,8 +34,9 @@ TAMING = os.environ.get("LF_TAMING_DIR", "/work/refs/CompVis+taming-transformers
 SD = os.environ.get("LF_SD_DIR", "/work/refs/CompVis+stable-diffusion")
 
 # Position in the reference library's Dtype enum (alignment order), and the names.
-RANK = {"U8": 1, "F32": 11, "I64": 13}
-DTYPE = {torch.float32: "F32", torch.int64: "I64", torch.uint8: "U8"}
+RANK = {"U8": 1, "F32": 11, "F64": 12, "I64": 13}
+DTYPE = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64",
+         torch.uint8: "U8"}
 
 
 def save(name, tensors):
@@ -131,10 +138,11 @@ def disc_state(d):
 def make_lpips(lpips):
     net = lpips.LPIPS().eval()
     set_lpips_weights(net)
+    net.double()
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     y = (x + 0.5 * torch.randn(2, 3, 32, 32, generator=g)).clamp(-1, 1)
-    x.requires_grad_(True)
+    x, y = x.double().requires_grad_(True), y.double()
     d = net(x, y)  # [N, 1, 1, 1]
     d.sum().backward()
     save("lpips", {"x": x, "y": y, "out": d.flatten(), "grad_x": x.grad})
@@ -142,16 +150,16 @@ def make_lpips(lpips):
 
 def make_discriminators(disc):
     g = torch.Generator().manual_seed(2)
-    x0 = torch.randn(2, 3, 32, 32, generator=g)
-    x1 = torch.randn(2, 3, 32, 32, generator=g)
+    x0 = torch.randn(2, 3, 32, 32, generator=g).double()
+    x1 = torch.randn(2, 3, 32, 32, generator=g).double()
 
     torch.manual_seed(3)
     d = disc.NLayerDiscriminator(input_nc=3, ndf=4, n_layers=3, use_actnorm=False)
     d.apply(disc.weights_init)
-    d.train()
+    d.double().train()
     with torch.no_grad():
         for _ in range(3):  # non-trivial running statistics
-            d(torch.randn(4, 3, 32, 32, generator=g) * 1.5 + 0.3)
+            d((torch.randn(4, 3, 32, 32, generator=g) * 1.5 + 0.3).double())
         train_out = d(x0)  # batch statistics (also updates the running ones once more)
     d.eval()
     with torch.no_grad():
@@ -162,6 +170,7 @@ def make_discriminators(disc):
     torch.manual_seed(4)
     a = disc.NLayerDiscriminator(input_nc=3, ndf=4, n_layers=3, use_actnorm=True)
     a.apply(disc.weights_init)
+    a.double()
     before = disc_state(a)
     a.train()
     with torch.no_grad():
@@ -179,8 +188,8 @@ def loss_inputs(seed):
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
     h = torch.randn(2, 4, 32, 32, generator=g)
-    last_layer = (0.1 * torch.randn(3, 4, 3, 3, generator=g)).requires_grad_(True)
-    return x, h, last_layer
+    last_layer = 0.1 * torch.randn(3, 4, 3, 3, generator=g)
+    return x.double(), h.double(), last_layer.double().requires_grad_(True)
 
 
 def run_loss(loss, call, x, h, last_layer, step, name, extra):
@@ -199,7 +208,7 @@ def run_loss(loss, call, x, h, last_layer, step, name, extra):
            "grad_last_layer": last_layer.grad, "step": torch.tensor(step, dtype=torch.int64),
            "out.loss": g_loss.reshape(()), "out.loss_d": d_loss.reshape(())}
     for k, v in list(g_log.items()) + list(d_log.items()):
-        out["log." + k.split("/")[1]] = torch.as_tensor(v, dtype=torch.float32).mean().reshape(())
+        out["log." + k.split("/")[1]] = torch.as_tensor(v, dtype=torch.float64).mean().reshape(())
     out.update(extra)
     save(name, out)
 
@@ -220,7 +229,8 @@ def make_losses(vqp, disc, cont):
     vq = vqp.VQLPIPSWithDiscriminator(disc_start=3, codebook_weight=0.7, disc_weight=0.5,
                                       disc_ndf=4, disc_factor=0.8)
     set_lpips_weights(vq.perceptual_loss)
-    codebook_loss = torch.tensor(0.125)
+    vq.double()
+    codebook_loss = torch.tensor(0.125, dtype=torch.float64)
     run_loss(vq, lambda x, x_rec, idx, step, ll: vq(codebook_loss, x, x_rec, idx, step,
                                                     last_layer=ll),
              x, h, last_layer, 10, "loss_vq", {"regulariser": codebook_loss})
@@ -233,7 +243,8 @@ def make_losses(vqp, disc, cont):
     kl.discriminator = disc.NLayerDiscriminator(input_nc=3, ndf=4, n_layers=3).apply(
         disc.weights_init)
     set_lpips_weights(kl.perceptual_loss)
-    kl_value = torch.tensor([3.5, 1.25])
+    kl.double()
+    kl_value = torch.tensor([3.5, 1.25], dtype=torch.float64)
     posterior = Posterior(kl_value)
     run_loss(kl, lambda x, x_rec, idx, step, ll: kl(x, x_rec, posterior, idx, step, last_layer=ll),
              x, h, last_layer, 10, "loss_kl",

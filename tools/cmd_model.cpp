@@ -1,11 +1,13 @@
 // Subcommands that use a trained model: reconstruct, encode, decode, interpolate.
 #include "cli.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "core/runtime.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "io/tensor_io.h"
 #include "model_source.h"
+#include "models/reduced_precision.h"
 #include "models/vae.h"
 #include "train/checkpoint.h"
 
@@ -20,10 +22,27 @@ struct ModelCommandOptions {
   int64_t count = 64;
   int64_t nrow = 8;
   int64_t steps = 8;
+  std::string precision = "fp32";
 };
 
 void add_model_option(CLI::App* cmd, ModelCommandOptions& o) {
   add_model_source(cmd, o.source);
+}
+
+void add_precision_option(CLI::App* cmd, ModelCommandOptions& o) {
+  cmd->add_option("--precision", o.precision,
+                  "fp32 | bf16 | fp16 (CUDA only); an output holding NaN or Inf in reduced "
+                  "precision is computed again in fp32")
+      ->capture_default_str();
+}
+
+// The model's images for one command in the chosen precision, with the fp32 retry said aloud.
+torch::Tensor run_in_precision(const ModelCommandOptions& o, torch::Device device,
+                               const std::function<torch::Tensor()>& compute) {
+  const auto result = run_with_float32_retry(compute, device, parse_precision(o.precision, device));
+  if (result.retried)
+    spdlog::warn("the {} output held NaN or Inf: computed again in fp32", o.precision);
+  return result.output;
 }
 
 LoadedModel open_model(const ModelCommandOptions& o, const GlobalOptions& globals,
@@ -47,6 +66,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
                                    "encode and decode images (png/jpg or .safetensors 'images')");
     add_model_option(cmd, *o);
     add_tile_options(cmd, o->source);
+    add_precision_option(cmd, *o);
     cmd->add_option("input", o->inputs, "input image or .safetensors")->required()->expected(1);
     cmd->add_option("-o,--out", o->out, "output image (a grid when N > 1) or .safetensors")
         ->required();
@@ -55,7 +75,9 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       auto loaded = open_model(*o, globals, device);
       torch::NoGradGuard no_grad;
       const auto x = read_input(o->inputs[0], loaded.config).to(device);
-      const auto y = loaded.model->reconstruct(x).clamp(-1, 1).to(torch::kCPU);
+      const auto y = run_in_precision(*o, device, [&] { return loaded.model->reconstruct(x); })
+                         .clamp(-1, 1)
+                         .to(torch::kCPU);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
     });
@@ -86,6 +108,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
     auto* cmd = app.add_subcommand("decode", ".safetensors of latents or indices -> images");
     add_model_option(cmd, *o);
     add_tile_options(cmd, o->source);
+    add_precision_option(cmd, *o);
     cmd->add_option("input", o->inputs, ".safetensors written by encode (keys indices or latents)")
         ->required()
         ->expected(1);
@@ -98,7 +121,9 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       torch::NoGradGuard no_grad;
       TensorMap code;
       for (auto& [k, v] : load_safetensors(o->inputs[0])) code[k] = v.to(device);
-      const auto y = loaded.model->decode(code).clamp(-1, 1).to(torch::kCPU);
+      const auto y = run_in_precision(*o, device, [&] { return loaded.model->decode(code); })
+                         .clamp(-1, 1)
+                         .to(torch::kCPU);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
     });

@@ -51,7 +51,11 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   const uint64_t seed = config.get<uint64_t>("seed", globals.seed);
   seed_everything(seed);
 
-  if (o.resume.empty() && fs::exists(run_dir + "/checkpoints/latest") && !o.force)
+  // Held from here on: a second trainer on this folder is refused before it changes anything.
+  const auto lock = lock_run_dir(run_dir);
+  const bool holds_run =
+      fs::exists(run_dir + "/checkpoints/latest") || fs::exists(run_dir + "/log.jsonl");
+  if (o.resume.empty() && holds_run && !o.force)
     throw Error(
         fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to "
                     "start over, or --out)",
@@ -111,6 +115,7 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   if (!o.resume.empty()) trainer.resume(run_dir);
   trainer.run();
   trainer.apply_ema();
+  require_finite(module_state(*model), run_dir + "/model.safetensors");
   save_module_safetensors(*model, run_dir + "/model.safetensors");
 
   if (o.no_report) return;

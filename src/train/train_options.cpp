@@ -30,6 +30,11 @@ TrainOptions TrainOptions::from_config(const Config& train) {
   o.log_every = train.get<int64_t>("log_every", o.log_every);
   o.checkpoint_every = train.get<int64_t>("checkpoint_every", o.checkpoint_every);
   o.num_workers = train.get<int>("num_workers", o.num_workers);
+  o.keep_last = train.get<int64_t>("keep_last", o.keep_last);
+  o.nonfinite_patience = train.get<int64_t>("nonfinite_patience", o.nonfinite_patience);
+  o.on_nonfinite = train.get<std::string>("on_nonfinite", o.on_nonfinite);
+  o.rollback_lr_factor = train.get<double>("rollback_lr_factor", o.rollback_lr_factor);
+  o.max_rollbacks = train.get<int64_t>("max_rollbacks", o.max_rollbacks);
   if (o.steps <= 0) fail("train", "steps {}: expected > 0", o.steps);
   if (o.batch_size <= 0) fail("train", "batch_size {}: expected > 0", o.batch_size);
   if (o.optimizer != "adam" && o.optimizer != "adamw")
@@ -40,6 +45,14 @@ TrainOptions TrainOptions::from_config(const Config& train) {
   if (o.ema_decay < 0 || o.ema_decay >= 1)
     fail("train", "ema_decay {}: expected 0 (off) or in (0, 1)", o.ema_decay);
   if (o.log_every <= 0) fail("train", "log_every {}: expected > 0", o.log_every);
+  if (o.keep_last < 0) fail("train", "keep_last {}: expected 0 (keep all) or > 0", o.keep_last);
+  if (o.nonfinite_patience <= 0)
+    fail("train", "nonfinite_patience {}: expected > 0", o.nonfinite_patience);
+  if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
+    fail("train", "on_nonfinite '{}': expected rollback or stop", o.on_nonfinite);
+  if (o.rollback_lr_factor <= 0 || o.rollback_lr_factor > 1)
+    fail("train", "rollback_lr_factor {}: expected in (0, 1]", o.rollback_lr_factor);
+  if (o.max_rollbacks < 0) fail("train", "max_rollbacks {}: expected >= 0", o.max_rollbacks);
   return o;
 }
 
@@ -58,7 +71,12 @@ Json TrainOptions::to_json() const {
           {"ema_decay", ema_decay},
           {"log_every", log_every},
           {"checkpoint_every", checkpoint_every},
-          {"num_workers", num_workers}};
+          {"num_workers", num_workers},
+          {"keep_last", keep_last},
+          {"nonfinite_patience", nonfinite_patience},
+          {"on_nonfinite", on_nonfinite},
+          {"rollback_lr_factor", rollback_lr_factor},
+          {"max_rollbacks", max_rollbacks}};
 }
 
 double TrainOptions::lr_at(int64_t step) const {

@@ -22,7 +22,15 @@ struct TrainOptions {
   double ema_decay = 0.0;           // EMA of weights; 0 = off
   int64_t log_every = 10;           // steps per JSONL record (values averaged over them)
   int64_t checkpoint_every = 500;   // 0 = only at the end
-  int num_workers = -1;             // data loader workers; -1 = one per core
+  int64_t keep_last = 0;            // checkpoints kept (newest first); 0 = all
+  // A step whose loss or gradient norm is NaN/Inf is skipped (no optimizer step) and counted;
+  // after nonfinite_patience such steps in a row, training rolls back to the latest checkpoint
+  // with the learning rate times rollback_lr_factor (at most max_rollbacks times), or stops.
+  int64_t nonfinite_patience = 5;
+  std::string on_nonfinite = "rollback";  // rollback | stop
+  double rollback_lr_factor = 0.5;
+  int64_t max_rollbacks = 3;
+  int num_workers = -1;  // data loader workers; -1 = one per core
 
   static TrainOptions from_config(const Config& train);  // unknown keys are an error
   Json to_json() const;

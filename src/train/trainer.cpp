@@ -1,8 +1,12 @@
 // Training loop, checkpoint writing and resume.
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
+#include <limits>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -24,7 +28,16 @@ Trainer::Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std:
       run_config_(std::move(run_config)),
       device_(device),
       seed_(seed) {
+  lock_ = lock_run_dir(run_dir_);
   fs::create_directories(run_dir_ + "/checkpoints");
+  // Leftovers of a run killed while writing or pruning a checkpoint: never named by `latest`.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(run_dir_ + "/checkpoints", ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > 4 &&
+        (name.substr(name.size() - 4) == ".tmp" || name.rfind(".trash-", 0) == 0))
+      fs::remove_all(entry.path(), ec);
+  }
   model_->to(device_);
   build_optimizer();
   if (options_.ema_decay > 0)
@@ -83,6 +96,35 @@ void Trainer::build_optimizer() {
   if (!disc_params_.empty()) disc_optimizer_ = make_optimizer(options_, disc_params_);
 }
 
+// "nan", "inf" or "-inf" (the sign of a NaN says nothing; std::to_string may print "-nan").
+// The archive's bytes. Its own save_to(path) throws from a destructor when a write fails (a full
+// disk), which terminates the process; written from memory, a failure is an ordinary error.
+static std::string archive_bytes(torch::serialize::OutputArchive& archive) {
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+
+static std::string nonfinite_text(double value) {
+  if (std::isnan(value)) return "nan";
+  return value > 0 ? "inf" : "-inf";
+}
+
+std::string first_nonfinite(const TensorMap& tensors) {
+  for (const auto& [name, tensor] : tensors)
+    if (tensor.defined() && tensor.is_floating_point() &&
+        !torch::isfinite(tensor).all().item<bool>())
+      return name;
+  return "";
+}
+
+void require_finite(const TensorMap& tensors, const std::string& what) {
+  const std::string bad = first_nonfinite(tensors);
+  if (!bad.empty())
+    fail("train", "{}: '{}' holds NaN or Inf; not written (the previous file is untouched)", what,
+         bad);
+}
+
 void Trainer::set_lr(double lr) {
   for (auto& group : optimizer_->param_groups()) group.options().set_lr(lr);
   if (disc_optimizer_)
@@ -108,46 +150,87 @@ void Trainer::apply_ema() {
 
 void Trainer::save_checkpoint() {
   const std::string name = checkpoint_name(state_.step);
-  const std::string final_dir = run_dir_ + "/checkpoints/" + name;
+  const std::string checkpoints = run_dir_ + "/checkpoints";
+  const std::string final_dir = checkpoints + "/" + name;
   const std::string temp_dir = final_dir + ".tmp";
-  fs::remove_all(temp_dir);
-  fs::create_directories(temp_dir);
+  const std::string previous = latest_checkpoint(run_dir_);
+  // The same step again (a run resumed at its end): the folder is complete and `latest` names it;
+  // rewriting it would open a window in which `latest` names nothing.
+  if (!previous.empty() && fs::path(previous).filename() == name) return;
 
-  save_module_safetensors(*model_, temp_dir + "/model.safetensors");
-  if (!ema_.empty()) {
-    TensorMap cpu;
-    for (const auto& [k, v] : ema_) cpu[k] = v.to(torch::kCPU).contiguous();
-    save_safetensors(temp_dir + "/ema.safetensors", cpu);
+  const TensorMap state = module_state(*model_);
+  require_finite(state, final_dir + "/model.safetensors");
+  if (!ema_.empty()) require_finite(ema_, final_dir + "/ema.safetensors");
+  try {
+    fs::remove_all(temp_dir);
+    fs::create_directories(temp_dir);
+    save_module_safetensors(*model_, temp_dir + "/model.safetensors");
+    if (!ema_.empty()) {
+      TensorMap cpu;
+      for (const auto& [k, v] : ema_) cpu[k] = v.to(torch::kCPU).contiguous();
+      save_safetensors(temp_dir + "/ema.safetensors", cpu);
+    }
+    {
+      torch::serialize::OutputArchive archive;
+      optimizer_->save(archive);
+      write_file_atomic(temp_dir + "/optimizer.pt", archive_bytes(archive));
+    }
+    if (disc_optimizer_) {
+      torch::serialize::OutputArchive archive;
+      disc_optimizer_->save(archive);
+      write_file_atomic(temp_dir + "/optimizer_disc.pt", archive_bytes(archive));
+    }
+    {
+      torch::serialize::OutputArchive archive;
+      archive.write("step", torch::tensor(state_.step, torch::kInt64));
+      archive.write("data_epoch", torch::tensor(state_.data.epoch, torch::kInt64));
+      archive.write("data_batch", torch::tensor(state_.data.batch, torch::kInt64));
+      archive.write("rng_cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
+      archive.write("lr_scale", torch::tensor(lr_scale_, torch::kDouble));
+      write_file_atomic(temp_dir + "/state.pt", archive_bytes(archive));
+    }
+    run_config_.save_json(temp_dir + "/config.json");
+    fs::remove_all(final_dir);
+    fs::rename(temp_dir, final_dir);
+    write_file_atomic(checkpoints + "/latest", name + "\n");
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(temp_dir, ec);
+    const std::string reason = dynamic_cast<const c10::Error*>(&e)
+                                   ? static_cast<const c10::Error&>(e).what_without_backtrace()
+                                   : e.what();
+    fail("checkpoint", "cannot write {} ({}); {}", final_dir, reason,
+         previous.empty() ? std::string("no earlier checkpoint")
+                          : "the previous checkpoint " + previous + " is intact");
   }
-  {
-    torch::serialize::OutputArchive archive;
-    optimizer_->save(archive);
-    archive.save_to(temp_dir + "/optimizer.pt");
-  }
-  if (disc_optimizer_) {
-    torch::serialize::OutputArchive archive;
-    disc_optimizer_->save(archive);
-    archive.save_to(temp_dir + "/optimizer_disc.pt");
-  }
-  {
-    torch::serialize::OutputArchive archive;
-    archive.write("step", torch::tensor(state_.step, torch::kInt64));
-    archive.write("data_epoch", torch::tensor(state_.data.epoch, torch::kInt64));
-    archive.write("data_batch", torch::tensor(state_.data.batch, torch::kInt64));
-    archive.write("rng_cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
-    archive.save_to(temp_dir + "/state.pt");
-  }
-  run_config_.save_json(temp_dir + "/config.json");
-  fs::remove_all(final_dir);
-  fs::rename(temp_dir, final_dir);
-  write_file_atomic(run_dir_ + "/checkpoints/latest", name + "\n");
   spdlog::debug("checkpoint {}", final_dir);
+  prune_checkpoints();
 }
 
-void Trainer::resume(const std::string& path) {
+void Trainer::prune_checkpoints() {
+  if (options_.keep_last <= 0) return;
+  const std::string checkpoints = run_dir_ + "/checkpoints";
+  const std::string latest = fs::path(latest_checkpoint(run_dir_)).filename().string();
+  std::vector<std::string> names;
   std::error_code ec;
-  std::string dir = path;
-  if (fs::is_regular_file(path + "/checkpoints/latest", ec)) dir = latest_checkpoint(path);
+  for (const auto& entry : fs::directory_iterator(checkpoints, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_directory() && name.rfind("step_", 0) == 0 && name.find('.') == std::string::npos)
+      names.push_back(name);
+  }
+  std::sort(names.begin(), names.end());  // step_NNNNNNN: oldest first
+  const int64_t excess = static_cast<int64_t>(names.size()) - options_.keep_last;
+  for (int64_t i = 0; i < excess; ++i) {
+    if (names[i] == latest) continue;
+    // Renamed away first (atomic), so a kill never leaves a half-deleted step_ folder behind.
+    const std::string trash = checkpoints + "/.trash-" + names[i];
+    fs::rename(checkpoints + "/" + names[i], trash, ec);
+    if (!ec) fs::remove_all(trash, ec);
+  }
+}
+
+void Trainer::load_checkpoint(const std::string& dir) {
+  std::error_code ec;
   for (const char* file : {"model.safetensors", "optimizer.pt", "state.pt"})
     if (!fs::is_regular_file(dir + "/" + file, ec))
       fail("resume", "{}: no {} (expected a checkpoint folder or a run folder with checkpoints)",
@@ -177,7 +260,7 @@ void Trainer::resume(const std::string& path) {
     }
     torch::serialize::InputArchive state;
     state.load_from(dir + "/state.pt");
-    torch::Tensor step, epoch, batch, rng;
+    torch::Tensor step, epoch, batch, rng, lr_scale;
     state.read("step", step);
     state.read("data_epoch", epoch);
     state.read("data_batch", batch);
@@ -185,17 +268,35 @@ void Trainer::resume(const std::string& path) {
     state_.step = step.item<int64_t>();
     state_.data = {epoch.item<int64_t>(), batch.item<int64_t>()};
     state_.rng_cpu = rng;
+    lr_scale_ = state.try_read("lr_scale", lr_scale) ? lr_scale.item<double>() : 1.0;
   } catch (const c10::Error& e) {
     fail("resume", "{}: unreadable optimizer.pt/state.pt: {}", dir, e.what_without_backtrace());
   }
+}
+
+void Trainer::resume(const std::string& path) {
+  std::error_code ec;
+  std::string dir = path;
+  if (fs::is_regular_file(path + "/config.json", ec) && !fs::exists(path + "/model.safetensors")) {
+    dir = latest_checkpoint(path);  // a run folder
+    if (dir.empty()) {
+      spdlog::warn("{}: no checkpoint yet (stopped before the first one): starting from step 0",
+                   path);
+      return;
+    }
+  } else if (fs::is_regular_file(path + "/checkpoints/latest", ec)) {
+    dir = latest_checkpoint(path);
+  }
+  load_checkpoint(dir);
   spdlog::info("resumed from {} at step {}", dir, state_.step);
 }
 
-void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_bar) {
+void Trainer::start_data() {
   DataLoaderOptions loader_options;
   loader_options.batch_size = options_.batch_size;
   loader_options.num_workers = options_.num_workers;
   loader_options.seed = seed_;
+  loader_.reset();  // its workers stop before the new ones start
   loader_ = std::make_unique<DataLoader>(data_, loader_options, state_.data);
   if (state_.rng_cpu.defined()) {
     at::Generator generator =
@@ -203,9 +304,41 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     std::lock_guard<std::mutex> lock(generator.mutex());
     generator.set_state(state_.rng_cpu);
   }
+}
 
-  std::FILE* log = std::fopen((run_dir_ + "/log.jsonl").c_str(), state_.step > 0 ? "a" : "w");
-  if (!log) fail("train", "{}/log.jsonl: cannot open for writing", run_dir_);
+void Trainer::handle_nonfinite(const std::string& what) {
+  if (options_.on_nonfinite == "stop" || rollbacks_ >= options_.max_rollbacks)
+    fail("train",
+         "step {}: {} for {} steps in a row{}; stopped (lower train.lr or check the data; the "
+         "latest checkpoint is intact)",
+         state_.step, what, nonfinite_in_row_,
+         rollbacks_ > 0 ? fmt::format(" after {} rollbacks", rollbacks_) : "");
+  const std::string dir = latest_checkpoint(run_dir_);
+  if (dir.empty())
+    fail("train",
+         "step {}: {} for {} steps in a row and no checkpoint to roll back to (lower train.lr or "
+         "check the data)",
+         state_.step, what, nonfinite_in_row_);
+  const int64_t from = state_.step;
+  const double scale = lr_scale_ * options_.rollback_lr_factor;
+  load_checkpoint(dir);
+  lr_scale_ = scale;
+  ++rollbacks_;
+  nonfinite_in_row_ = 0;
+  start_data();
+  log_->reopen(state_.step);
+  log_->write({{"event", "rollback"},
+               {"from_step", from},
+               {"to_step", state_.step},
+               {"reason", what},
+               {"lr_scale", lr_scale_}});
+  spdlog::warn("step {}: {}: rolled back to {} with the learning rate times {}", from, what, dir,
+               lr_scale_);
+}
+
+void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_bar) {
+  start_data();
+  log_ = std::make_unique<RunLog>(run_dir_ + "/log.jsonl", state_.step);
 
   ProgressBarOptions bar_options;
   bar_options.label = model_->kind();
@@ -218,47 +351,80 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
   bar.set_position(state_.step);
 
   std::map<std::string, double> sums;
-  int64_t window = 0, window_images = 0;
+  int64_t window = 0, window_images = 0, window_skipped = 0;
   auto window_start = std::chrono::steady_clock::now();
+  const double no_clip = std::numeric_limits<double>::infinity();
   model_->train();
   while (state_.step < options_.steps) {
-    const double lr = options_.lr_at(state_.step);
+    const double lr = options_.lr_at(state_.step) * lr_scale_;
     set_lr(lr);
     const Batch batch = loader_->next().to(device_);
     model_->set_step(state_.step);
     optimizer_->zero_grad();
     TrainOutput out;
+    std::string bad;  // what was non-finite this step
     {
       FrozenParameters frozen(disc_params_);
       out = model_->train_batch(batch);
-      if (!torch::isfinite(out.loss).item<bool>())
-        fail("train", "step {}: loss is {} (lower train.lr or check the data)", state_.step,
-             out.loss.item<double>());
-      out.loss.backward();
+      if (torch::isfinite(out.loss).item<bool>())
+        out.loss.backward();
+      else
+        bad = "loss is " + nonfinite_text(out.loss.item<double>());
     }
     double grad_norm = 0;
-    if (options_.grad_clip > 0)
-      grad_norm = torch::nn::utils::clip_grad_norm_(gen_params_, options_.grad_clip);
-    optimizer_->step();
-    out.logs["loss"] = out.loss.item<double>();
-    if (disc_optimizer_ && model_->discriminator_active(state_.step)) {
-      // Second player, on the same batch and the generator step's reconstruction (detached).
-      disc_optimizer_->zero_grad();
-      TrainOutput d = model_->discriminator_step(batch.images, out.reconstruction.detach());
-      if (!torch::isfinite(d.loss).item<bool>())
-        fail("train", "step {}: discriminator loss is {} (lower train.lr)", state_.step,
-             d.loss.item<double>());
-      d.loss.backward();
-      disc_optimizer_->step();
-      for (const auto& [k, v] : d.logs) out.logs[k] = v;
+    if (bad.empty()) {
+      // Always measured (clipping at infinity is a no-op): a NaN gradient must not be stepped on.
+      grad_norm = torch::nn::utils::clip_grad_norm_(
+          gen_params_, options_.grad_clip > 0 ? options_.grad_clip : no_clip);
+      if (!std::isfinite(grad_norm)) bad = "gradient norm is " + nonfinite_text(grad_norm);
     }
-    update_ema();
+    if (bad.empty()) {
+      optimizer_->step();
+      out.logs["loss"] = out.loss.item<double>();
+      if (disc_optimizer_ && model_->discriminator_active(state_.step)) {
+        // Second player, on the same batch and the generator step's reconstruction (detached).
+        disc_optimizer_->zero_grad();
+        TrainOutput d = model_->discriminator_step(batch.images, out.reconstruction.detach());
+        if (torch::isfinite(d.loss).item<bool>()) {
+          d.loss.backward();
+          const double d_norm = torch::nn::utils::clip_grad_norm_(disc_params_, no_clip);
+          if (std::isfinite(d_norm))
+            disc_optimizer_->step();
+          else
+            bad = "discriminator gradient norm is " + nonfinite_text(d_norm);
+        } else {
+          bad = "discriminator loss is " + nonfinite_text(d.loss.item<double>());
+        }
+        for (const auto& [k, v] : d.logs) out.logs[k] = v;
+      }
+    }
+    if (bad.empty()) {
+      update_ema();
+      nonfinite_in_row_ = 0;
+      out.logs["grad_norm"] = grad_norm;
+      for (const auto& [k, v] : out.logs) sums[k] += v;
+      ++window;
+    } else {
+      optimizer_->zero_grad();
+      if (disc_optimizer_) disc_optimizer_->zero_grad();
+      ++nonfinite_in_row_;
+      ++skipped_steps_;
+      ++window_skipped;
+      spdlog::warn("step {}: {}: step skipped ({} in a row)", state_.step, bad, nonfinite_in_row_);
+      // A forward pass on bad data can also poison buffers (BatchNorm statistics): act at once.
+      const std::string poisoned = first_nonfinite(module_state(*model_));
+      if (!poisoned.empty()) bad += ", and '" + poisoned + "' holds NaN or Inf";
+      if (!poisoned.empty() || nonfinite_in_row_ >= options_.nonfinite_patience) {
+        handle_nonfinite(bad);
+        sums.clear();
+        window = window_images = window_skipped = 0;
+        window_start = std::chrono::steady_clock::now();
+        bar.set_position(state_.step);
+        continue;
+      }
+    }
     ++state_.step;
     state_.data = loader_->position();
-
-    out.logs["grad_norm"] = grad_norm;
-    for (const auto& [k, v] : out.logs) sums[k] += v;
-    ++window;
     window_images += batch.size();
     bar.update(1);
 
@@ -270,12 +436,13 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
                      {"lr", lr},
                      {"images_per_s", seconds > 0 ? window_images / seconds : 0.0}};
       for (const auto& [k, v] : sums) record[k] = v / window;
-      std::fprintf(log, "%s\n", record.dump().c_str());
-      std::fflush(log);
+      if (window_skipped > 0) record["skipped_steps"] = window_skipped;
+      log_->write(record);
       if (on_log) on_log(record);
-      bar.update(0, fmt::format("loss {:.4f}", record["loss"].get<double>()));
+      if (record.contains("loss"))
+        bar.update(0, fmt::format("loss {:.4f}", record["loss"].get<double>()));
       sums.clear();
-      window = window_images = 0;
+      window = window_images = window_skipped = 0;
       window_start = std::chrono::steady_clock::now();
     }
     if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 &&
@@ -284,7 +451,7 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     }
   }
   bar.finish();
-  std::fclose(log);
+  log_.reset();
   save_checkpoint();
   model_->eval();
 }

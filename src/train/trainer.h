@@ -2,7 +2,8 @@
 // optimizer with warm-up + cosine schedule, gradient clipping, a second optimizer alternating with
 // the first for models with a discriminator (taming's two-optimizer GAN step), EMA of weights,
 // JSONL logs of every loss and statistic, atomic checkpoints and exact resume (model, optimizer,
-// EMA, step, data position, RNG).
+// EMA, step, data position, RNG), one trainer per run folder (a lock), pruning of old
+// checkpoints, and NaN/Inf steps skipped, then rolled back from, never saved.
 #pragma once
 
 #include <functional>
@@ -11,6 +12,8 @@
 #include "data/data_loader.h"
 #include "models/trainable.h"
 #include "train/checkpoint.h"
+#include "train/run_lock.h"
+#include "train/run_log.h"
 #include "train/train_options.h"
 
 namespace lf {
@@ -22,13 +25,19 @@ class Trainer {
           Config run_config, torch::Device device, uint64_t seed);
   ~Trainer();
 
-  // Continues from a checkpoint folder (or a run folder's latest checkpoint).
+  // Continues from a checkpoint folder, or a run folder's latest checkpoint; a run folder killed
+  // before its first checkpoint starts from step 0 (and says so).
   void resume(const std::string& path);
   // Trains until options.steps; `on_log` sees each JSONL record as it is written.
   void run(const std::function<void(const Json&)>& on_log = {}, bool progress_bar = true);
+  // Writes checkpoints/step_N atomically; on failure (disk full, read-only) the previous
+  // checkpoint stays intact and an lf::Error says what failed. Refuses non-finite weights.
   void save_checkpoint();
 
   int64_t step() const { return state_.step; }
+  int64_t skipped_steps() const { return skipped_steps_; }
+  int64_t rollbacks() const { return rollbacks_; }
+  double lr_scale() const { return lr_scale_; }
   TrainablePtr model() const { return model_; }
   // Copies the EMA weights into the model (no-op without EMA).
   void apply_ema();
@@ -37,6 +46,11 @@ class Trainer {
   void build_optimizer();
   void set_lr(double lr);
   void update_ema();
+  void load_checkpoint(const std::string& dir);
+  void start_data();  // data loader and RNG at state_
+  void prune_checkpoints();
+  // After nonfinite_patience bad steps in a row: roll back (or stop) as the options say.
+  void handle_nonfinite(const std::string& what);
 
   TrainablePtr model_;
   DatasetPtr data_;
@@ -51,6 +65,15 @@ class Trainer {
   std::unique_ptr<DataLoader> loader_;
   TensorMap ema_;  // name -> EMA tensor (parameters and buffers)
   TrainingState state_;
+  std::shared_ptr<RunLock> lock_;
+  std::unique_ptr<RunLog> log_;
+  double lr_scale_ = 1.0;  // lowered by each rollback; saved in checkpoints
+  int64_t nonfinite_in_row_ = 0, skipped_steps_ = 0, rollbacks_ = 0;
 };
+
+// The first tensor holding NaN or Inf, as "name"; "" when all are finite.
+std::string first_nonfinite(const TensorMap& tensors);
+// Throws an lf::Error naming `what` and the tensor unless every floating tensor is finite.
+void require_finite(const TensorMap& tensors, const std::string& what);
 
 }  // namespace lf

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "losses/loss_test_util.h"
 #include "models/model_test_util.h"
@@ -22,68 +23,85 @@ AutoencoderGANLossOptions small(const std::string& kind) {
   return AutoencoderGANLossOptions().kind(kind).disc_ndf(4);
 }
 
-// Runs the generator and discriminator passes on a fixture of make_loss_fixtures.py and compares
-// every term, the total losses and d loss / d last_layer.
-void expect_parity(AutoencoderGANLoss& loss, const std::string& name) {
-  const auto fx = test::load_loss_fixture(name);
-  TensorMap state = test::rename_prefix(fx, "disc.", "discriminator.");
-  if (fx.count("logvar")) state["logvar"] = fx.at("logvar");
-  load_module_state(*loss, state, /*strict=*/true);  // also: the checkpoint keys are ldm's/taming's
-  loss->train();
-  const auto last_layer = fx.at("last_layer").clone().requires_grad_(true);
-  const auto x = fx.at("x");
-  const auto x_rec = torch::conv2d(fx.at("h"), last_layer, {}, 1, 1);
-  const int64_t step = fx.at("step").item<int64_t>();
+// Runs the generator and discriminator passes on a fixture of make_loss_fixtures.py, in float64
+// and float32, and compares every term, the total losses and d loss / d last_layer.
+void expect_parity(const std::function<AutoencoderGANLoss()>& make, const std::string& name) {
+  for (const auto& precision : test::parity_precisions()) {
+    SCOPED_TRACE(precision.name);
+    AutoencoderGANLoss loss = make();
+    const auto fx = test::in_precision(test::load_loss_fixture(name), precision.dtype);
+    TensorMap state = test::rename_prefix(fx, "disc.", "discriminator.");
+    if (fx.count("logvar")) state["logvar"] = fx.at("logvar");
+    loss->to(precision.dtype);  // before loading: the fixture's running statistics are float64
+    load_module_state(*loss, state, /*strict=*/true);  // also: the keys are ldm's / taming's
+    loss->train();
+    const auto last_layer = fx.at("last_layer").clone().requires_grad_(true);
+    const auto x = fx.at("x");
+    const auto x_rec = torch::conv2d(fx.at("h"), last_layer, {}, 1, 1);
+    const int64_t step = fx.at("step").item<int64_t>();
 
-  const LossOutput g = loss->generator_loss(x, x_rec, fx.at("regulariser"), step, last_layer);
-  const double tol = 1e-4;
-  expect_close(g.loss, fx.at("out.loss"), tol, "loss");
-  expect_close(g.logs.at("loss"), fx.at("out.loss"), tol, "logs.loss");
-  expect_close(g.logs.at("loss_nll"), fx.at("log.nll_loss"), tol, "loss_nll");
-  expect_close(g.logs.at("loss_g"), fx.at("log.g_loss"), tol, "loss_g");
-  expect_close(g.logs.at("d_weight"), fx.at("log.d_weight"), tol, "d_weight");
-  expect_close(g.logs.at("disc_factor"), fx.at("log.disc_factor"), tol, "disc_factor");
-  // The reference's rec_loss is L1 + perceptual_weight * LPIPS; ours logs the two apart.
-  expect_close(g.logs.at("loss_rec") + loss->options().perceptual_weight() * g.logs.at("loss_p"),
-               fx.at("log.rec_loss"), tol, "loss_rec + loss_p");
-  if (fx.count("log.p_loss")) expect_close(g.logs.at("loss_p"), fx.at("log.p_loss"), tol, "loss_p");
-  if (fx.count("log.quant_loss"))
-    expect_close(g.logs.at("loss_codebook"), fx.at("log.quant_loss"), tol, "loss_codebook");
-  if (fx.count("log.kl_loss")) {
-    expect_close(g.logs.at("loss_kl"), fx.at("log.kl_loss"), tol, "loss_kl");
-    expect_close(g.logs.at("logvar"), fx.at("log.logvar"), tol, "logvar");
+    const LossOutput g = loss->generator_loss(x, x_rec, fx.at("regulariser"), step, last_layer);
+    EXPECT_EQ(g.loss.scalar_type(), precision.dtype);
+    const double tol = precision.forward;
+    expect_close(g.loss, fx.at("out.loss"), tol, "loss");
+    expect_close(g.logs.at("loss"), fx.at("out.loss"), tol, "logs.loss");
+    expect_close(g.logs.at("loss_nll"), fx.at("log.nll_loss"), tol, "loss_nll");
+    expect_close(g.logs.at("loss_g"), fx.at("log.g_loss"), tol, "loss_g");
+    expect_close(g.logs.at("d_weight"), fx.at("log.d_weight"), tol, "d_weight");
+    // taming logs disc_factor as torch.tensor(0.8): a float32 value even in a float64 run.
+    expect_close(g.logs.at("disc_factor"), fx.at("log.disc_factor"), std::max(tol, 1e-7),
+                 "disc_factor");
+    // The reference's rec_loss is L1 + perceptual_weight * LPIPS; ours logs the two apart.
+    expect_close(g.logs.at("loss_rec") + loss->options().perceptual_weight() * g.logs.at("loss_p"),
+                 fx.at("log.rec_loss"), tol, "loss_rec + loss_p");
+    if (fx.count("log.p_loss"))
+      expect_close(g.logs.at("loss_p"), fx.at("log.p_loss"), tol, "loss_p");
+    if (fx.count("log.quant_loss"))
+      expect_close(g.logs.at("loss_codebook"), fx.at("log.quant_loss"), tol, "loss_codebook");
+    if (fx.count("log.kl_loss")) {
+      expect_close(g.logs.at("loss_kl"), fx.at("log.kl_loss"), tol, "loss_kl");
+      expect_close(g.logs.at("logvar"), fx.at("log.logvar"), tol, "logvar");
+    }
+    g.loss.backward();  // works after the adaptive weight's two autograd::grad calls
+    ASSERT_TRUE(last_layer.grad().defined());
+    test::expect_close_l2(last_layer.grad(), fx.at("grad_last_layer"), precision.gradient,
+                          "d loss / d last_layer");
+
+    const LossOutput d = loss->discriminator_loss(x, x_rec, step);
+    expect_close(d.loss, fx.at("out.loss_d"), tol, "loss_d");
+    expect_close(d.logs.at("loss_d"), fx.at("log.disc_loss"), tol, "logs.loss_d");
+    expect_close(d.logs.at("logits_real"), fx.at("log.logits_real"), tol, "logits_real");
+    expect_close(d.logs.at("logits_fake"), fx.at("log.logits_fake"), tol, "logits_fake");
   }
-  g.loss.backward();  // works after the adaptive weight's two autograd::grad calls
-  ASSERT_TRUE(last_layer.grad().defined());
-  expect_close(last_layer.grad(), fx.at("grad_last_layer"), tol, "d loss / d last_layer");
-
-  const LossOutput d = loss->discriminator_loss(x, x_rec, step);
-  expect_close(d.loss, fx.at("out.loss_d"), tol, "loss_d");
-  expect_close(d.logs.at("loss_d"), fx.at("log.disc_loss"), tol, "logs.loss_d");
-  expect_close(d.logs.at("logits_real"), fx.at("log.logits_real"), tol, "logits_real");
-  expect_close(d.logs.at("logits_fake"), fx.at("log.logits_fake"), tol, "logits_fake");
 }
 
 TEST(AutoencoderGANLoss, MatchesTamingVQLPIPSWithDiscriminator) {
-  AutoencoderGANLoss loss(small("vq")
-                              .disc_start(3)
-                              .codebook_weight(0.7)
-                              .disc_weight(0.5)
-                              .disc_factor(0.8)
-                              .perceptual_weights(test::lpips_formula_file()));
-  ASSERT_TRUE(loss->has_perceptual());
-  expect_parity(loss, "loss_vq");
+  expect_parity(
+      [] {
+        AutoencoderGANLoss loss(small("vq")
+                                    .disc_start(3)
+                                    .codebook_weight(0.7)
+                                    .disc_weight(0.5)
+                                    .disc_factor(0.8)
+                                    .perceptual_weights(test::lpips_formula_file()));
+        EXPECT_TRUE(loss->has_perceptual());
+        return loss;
+      },
+      "loss_vq");
 }
 
 TEST(AutoencoderGANLoss, MatchesLdmLPIPSWithDiscriminator) {
-  AutoencoderGANLoss loss(small("kl")
-                              .disc_start(3)
-                              .logvar_init(0.3)
-                              .kl_weight(0.01)
-                              .disc_weight(0.5)
-                              .disc_loss("vanilla")
-                              .perceptual_weights(test::lpips_formula_file()));
-  expect_parity(loss, "loss_kl");  // d_weight hits the 1e4 clamp here (times disc_weight 0.5)
+  expect_parity(  // d_weight hits the 1e4 clamp here (times disc_weight 0.5)
+      [] {
+        return AutoencoderGANLoss(small("kl")
+                                      .disc_start(3)
+                                      .logvar_init(0.3)
+                                      .kl_weight(0.01)
+                                      .disc_weight(0.5)
+                                      .disc_loss("vanilla")
+                                      .perceptual_weights(test::lpips_formula_file()));
+      },
+      "loss_kl");
 }
 
 // A one-conv "decoder" whose weight is the last layer.

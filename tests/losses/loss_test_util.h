@@ -89,5 +89,40 @@ inline void expect_close(double actual, const torch::Tensor& expected, double to
   expect_close(torch::tensor(actual, torch::kDouble), expected.reshape({}), tol, what);
 }
 
+// ||actual - expected|| / ||expected|| <= tol: for gradients, where float32 noise and ReLU /
+// max-pool ties move single entries but not the whole.
+inline void expect_close_l2(const torch::Tensor& actual, const torch::Tensor& expected, double tol,
+                            const std::string& what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(actual.sizes(), expected.sizes());
+  const auto a = actual.detach().cpu().to(torch::kDouble);
+  const auto e = expected.detach().cpu().to(torch::kDouble);
+  const double rel = ((a - e).norm() / e.norm().clamp_min(1e-300)).item<double>();
+  EXPECT_LE(rel, tol) << "relative L2 error " << rel;
+}
+
+// The fixtures are float64 (make_loss_fixtures.py); parity runs in both precisions. In float64
+// our modules match the reference to round-off on any CPU (float64 convolutions do not go through
+// oneDNN); float32 differs between ISAs (AVX2 / AVX-512 kernels), so it is held to what float32
+// honestly supports: ~1e-3 relative forward, ~2e-2 relative L2 for gradients.
+struct Precision {
+  torch::Dtype dtype;
+  double forward;   // expect_close tolerance
+  double gradient;  // expect_close_l2 tolerance
+  const char* name;
+};
+
+inline std::vector<Precision> parity_precisions() {
+  return {{torch::kDouble, 1e-10, 1e-9, "float64"}, {torch::kFloat, 1e-3, 2e-2, "float32"}};
+}
+
+// The fixture's floating tensors in `dtype` (integer ones unchanged).
+inline TensorMap in_precision(const TensorMap& map, torch::Dtype dtype) {
+  TensorMap out;
+  for (const auto& [key, value] : map)
+    out[key] = value.is_floating_point() ? value.to(dtype) : value;
+  return out;
+}
+
 }  // namespace test
 }  // namespace lf

@@ -18,18 +18,23 @@ std::string temp_file(const std::string& name) {
 }
 
 TEST(LPIPS, MatchesTamingOutputAndInputGradient) {
-  const auto fx = test::load_loss_fixture("lpips");
-  LPIPS lpips(test::lpips_formula_file());
-  const auto x = fx.at("x").clone().requires_grad_(true);
-  const auto d = lpips(x, fx.at("y"));  // [N]
-  expect_close(d, fx.at("out"), 1e-4, "distance");
-  d.sum().backward();
-  ASSERT_TRUE(x.grad().defined());
-  expect_close(x.grad(), fx.at("grad_x"), 1e-4, "d distance / d x");
+  for (const auto& precision : test::parity_precisions()) {
+    SCOPED_TRACE(precision.name);
+    const auto fx = test::in_precision(test::load_loss_fixture("lpips"), precision.dtype);
+    LPIPS lpips(test::lpips_formula_file());
+    lpips->to(precision.dtype);
+    const auto x = fx.at("x").clone().requires_grad_(true);
+    const auto d = lpips(x, fx.at("y"));  // [N]
+    EXPECT_EQ(d.scalar_type(), precision.dtype);
+    expect_close(d, fx.at("out"), precision.forward, "distance");
+    d.sum().backward();
+    ASSERT_TRUE(x.grad().defined());
+    test::expect_close_l2(x.grad(), fx.at("grad_x"), precision.gradient, "d distance / d x");
+  }
 }
 
 TEST(LPIPS, ReadsPrefixedAndTorchvisionLayouts) {
-  const auto fx = test::load_loss_fixture("lpips");
+  const auto fx = test::in_precision(test::load_loss_fixture("lpips"), torch::kFloat);
   const auto weights = test::lpips_formula_weights();
   LPIPS plain(test::lpips_formula_file());
   torch::NoGradGuard no_grad;

@@ -42,38 +42,46 @@ TEST(PatchDiscriminator, KeysAreTamings) {
 }
 
 TEST(PatchDiscriminator, MatchesTamingWithBatchNorm) {
-  const auto fx = test::load_loss_fixture("disc_bn");
-  PatchDiscriminator d(small(false));
-  load_module_state(*d, test::rename_prefix(fx, "disc."), /*strict=*/true);
-  torch::NoGradGuard no_grad;
-  d->eval();  // running statistics of the file
-  expect_close(d(fx.at("x1")), fx.at("eval_out"), 1e-4, "eval");
-  d->train();  // batch statistics
-  expect_close(d(fx.at("x0")), fx.at("train_out"), 1e-4, "train");
+  for (const auto& precision : test::parity_precisions()) {
+    SCOPED_TRACE(precision.name);
+    const auto fx = test::in_precision(test::load_loss_fixture("disc_bn"), precision.dtype);
+    PatchDiscriminator d(small(false));
+    d->to(precision.dtype);
+    load_module_state(*d, test::rename_prefix(fx, "disc."), /*strict=*/true);
+    torch::NoGradGuard no_grad;
+    d->eval();  // running statistics of the file
+    expect_close(d(fx.at("x1")), fx.at("eval_out"), precision.forward, "eval");
+    d->train();  // batch statistics
+    expect_close(d(fx.at("x0")), fx.at("train_out"), precision.forward, "train");
+  }
 }
 
 TEST(PatchDiscriminator, MatchesTamingWithActNormInit) {
-  const auto fx = test::load_loss_fixture("disc_actnorm");
-  PatchDiscriminator d(small(true));
-  load_module_state(*d, test::rename_prefix(fx, "disc."), /*strict=*/true);
-  d->train();
-  {
+  for (const auto& precision : test::parity_precisions()) {
+    SCOPED_TRACE(precision.name);
+    const auto fx = test::in_precision(test::load_loss_fixture("disc_actnorm"), precision.dtype);
+    PatchDiscriminator d(small(true));
+    d->to(precision.dtype);
+    load_module_state(*d, test::rename_prefix(fx, "disc."), /*strict=*/true);
+    d->train();
+    {
+      torch::NoGradGuard no_grad;
+      expect_close(d(fx.at("x0")), fx.at("train_out"), precision.forward, "first training batch");
+    }
+    const auto state = module_state(*d);
+    for (const auto& [key, expected] : test::rename_prefix(fx, "init.")) {
+      if (expected.scalar_type() == torch::kUInt8)
+        EXPECT_TRUE(torch::equal(state.at(key), expected)) << key;
+      else
+        expect_close(state.at(key), expected, precision.forward, key);
+    }
     torch::NoGradGuard no_grad;
-    expect_close(d(fx.at("x0")), fx.at("train_out"), 1e-4, "first training batch");
+    d->train();  // already initialised: a second batch changes nothing
+    d(fx.at("x1"));
+    EXPECT_TRUE(torch::equal(module_state(*d).at("main.3.scale"), state.at("main.3.scale")));
+    d->eval();
+    expect_close(d(fx.at("x1")), fx.at("eval_out"), precision.forward, "eval after init");
   }
-  const auto state = module_state(*d);
-  for (const auto& [key, expected] : test::rename_prefix(fx, "init.")) {
-    if (expected.scalar_type() == torch::kUInt8)
-      EXPECT_TRUE(torch::equal(state.at(key), expected)) << key;
-    else
-      expect_close(state.at(key), expected, 1e-4, key);
-  }
-  torch::NoGradGuard no_grad;
-  d->train();  // already initialised: a second batch changes nothing
-  d(fx.at("x1"));
-  EXPECT_TRUE(torch::equal(module_state(*d).at("main.3.scale"), state.at("main.3.scale")));
-  d->eval();
-  expect_close(d(fx.at("x1")), fx.at("eval_out"), 1e-4, "eval after init");
 }
 
 TEST(PatchDiscriminator, InitialisesLikeWeightsInit) {
