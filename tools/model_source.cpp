@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cmath>
 #include <fstream>
 
@@ -123,8 +124,8 @@ LoadedModel open_model_source(const ModelSource& s, torch::Device device) {
         fail("--max-memory", "{} is less than the {:.0f} MiB the loaded model already takes",
              s.max_memory, static_cast<double>(resident) / (1 << 20));
       plan.max_bytes(bound - resident);
-    } else if (const int64_t free = proc_kb_field("/proc/meminfo", "MemAvailable:"); free > 0) {
-      plan.max_bytes(free / 10 * 8);
+    } else if (const int64_t avail = proc_kb_field("/proc/meminfo", "MemAvailable:"); avail > 0) {
+      plan.max_bytes(avail / 10 * 8);
     }
     ldm->set_memory_plan(plan);
   } else if (s.stream || !s.max_memory.empty()) {
