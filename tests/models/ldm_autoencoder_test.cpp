@@ -152,9 +152,9 @@ TEST(LdmAutoencoder, StreamedEncodeAndDecodeEqualUntiled) {
     const auto y = ldm->decode_latents(z);
     ldm->set_memory_plan(MemoryPlan().stream(true).streaming(StreamingOptions().band_bytes(1)));
     const auto scale = [](const torch::Tensor& t) { return t.abs().max().item<double>(); };
-    EXPECT_LT((ldm->encode_moments(x) - moments).abs().max().item<double>(), 1e-5 * scale(moments))
+    EXPECT_LT((ldm->encode_moments(x) - moments).abs().max().item<double>(), 1e-4 * scale(moments))
         << type;
-    EXPECT_LT((ldm->decode_latents(z) - y).abs().max().item<double>(), 1e-5 * scale(y)) << type;
+    EXPECT_LT((ldm->decode_latents(z) - y).abs().max().item<double>(), 1e-4 * scale(y)) << type;
     EXPECT_TRUE(ldm->take_plan_notes().empty());  // forced streaming: nothing to report
   }
 }
