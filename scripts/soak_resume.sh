@@ -79,8 +79,10 @@ while true; do
       sleep 0.005
     done
   else
-    # Anywhere from start-up to well into training: up to a fifth of the uninterrupted time.
-    sleep "$(awk -v r=$RANDOM -v t="$reference_s" 'BEGIN { printf "%.3f", 0.3 + r / 32767 * t / 5 }')"
+    # Anywhere from start-up to well into training: on average 1/KILLS of the uninterrupted time
+    # past a second of start-up, so the kills spread over the whole run.
+    sleep "$(awk -v r=$RANDOM -v t="$reference_s" -v k="$KILLS" \
+      'BEGIN { printf "%.3f", 1 + 2 * r / 32767 * t / k }')"
   fi
   if ! kill -0 $pid 2>/dev/null; then  # finished before the kill: a complete run
     wait $pid || { echo "soak: a resume failed (see $OUT/killed.log)"; exit 1; }

@@ -78,6 +78,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       const auto y = run_in_precision(*o, device, [&] { return loaded.model->reconstruct(x); })
                          .clamp(-1, 1)
                          .to(torch::kCPU);
+      report_memory_plan(loaded);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
     });
@@ -99,6 +100,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       const auto x = read_input(o->inputs[0], loaded.config).to(device);
       std::map<std::string, torch::Tensor> out;
       for (const auto& [k, v] : loaded.model->encode(x)) out[k] = v.to(torch::kCPU).contiguous();
+      report_memory_plan(loaded);
       prepare_output(o->out);
       save_safetensors(o->out, out, {{"model", loaded.model->kind()}});
     });
@@ -124,6 +126,7 @@ void register_model_commands(CLI::App& app, const GlobalOptions& globals) {
       const auto y = run_in_precision(*o, device, [&] { return loaded.model->decode(code); })
                          .clamp(-1, 1)
                          .to(torch::kCPU);
+      report_memory_plan(loaded);
       prepare_output(o->out);
       write_images(o->out, y, o->nrow);
     });

@@ -1,6 +1,12 @@
 // Opening a subcommand's model: see model_source.h.
 #include "model_source.h"
 
+#include <spdlog/spdlog.h>
+
+#include <cctype>
+#include <cmath>
+#include <fstream>
+
 #include "core/error.h"
 #include "models/ldm_autoencoder.h"
 #include "models/model_import.h"
@@ -27,14 +33,58 @@ void add_model_source(CLI::App* cmd, ModelSource& s, bool required) {
   cmd->add_flag("--no-ema", s.no_ema, "use the raw weights even when EMA weights exist");
 }
 
+namespace {
+
+// A "Field:   123 kB" line of a /proc file, in bytes; -1 when absent.
+int64_t proc_kb_field(const char* path, const std::string& field) {
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
+  return -1;
+}
+
+}  // namespace
+
+int64_t parse_bytes(const std::string& text, const char* where) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  for (auto& c : unit) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  double scale = 0;
+  if (unit.empty() || unit == "B") scale = 1;
+  if (unit == "K" || unit == "KB" || unit == "KIB") scale = 1024.0;
+  if (unit == "M" || unit == "MB" || unit == "MIB") scale = 1024.0 * 1024;
+  if (unit == "G" || unit == "GB" || unit == "GIB") scale = 1024.0 * 1024 * 1024;
+  if (value <= 0 || scale == 0 || !std::isfinite(value))
+    fail(where, "expected a size such as 1G, 1.5G, 800M or a byte count, got '{}'", text);
+  return static_cast<int64_t>(value * scale);
+}
+
 void add_tile_options(CLI::App* cmd, ModelSource& s) {
+  cmd->add_option("--max-memory", s.max_memory,
+                  "VQGAN / KL autoencoder: bound on the process's resident memory (weights "
+                  "included), e.g. 1G; images whose untiled pass would exceed it are encoded / "
+                  "decoded exactly in row bands. Default: the machine's free memory");
+  cmd->add_flag("--stream", s.stream,
+                "VQGAN / KL autoencoder: always encode / decode in row bands (exact, less memory)");
   cmd->add_option("--tile", s.tile,
-                  "VQGAN / KL autoencoder: process images in tiles of this many pixels (a "
-                  "multiple of the downsampling factor); bounds memory for large images")
+                  "VQGAN / KL autoencoder: independent blended tiles of this many pixels (a "
+                  "multiple of the downsampling factor): approximate, but memory independent of "
+                  "the image size")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--tile-overlap", s.tile_overlap,
                   "overlap of neighbouring tiles in pixels, blended (default: a quarter of the "
                   "tile)");
+}
+
+void report_memory_plan(LoadedModel& loaded) {
+  if (auto* ldm = dynamic_cast<LdmAutoencoderImpl*>(loaded.model.get()))
+    for (const auto& note : ldm->take_plan_notes()) spdlog::info("{}", note);
 }
 
 LoadedModel open_model_source(const ModelSource& s, torch::Device device) {
@@ -48,14 +98,38 @@ LoadedModel open_model_source(const ModelSource& s, torch::Device device) {
     loaded.weights_path = s.weights;
     loaded.model->to(device);
   }
+  auto* ldm = dynamic_cast<LdmAutoencoderImpl*>(loaded.model.get());
+  const bool memory_options = s.tile > 0 || s.stream || !s.max_memory.empty();
+  if (memory_options && !ldm)
+    fail("model",
+         "--tile, --stream and --max-memory need a VQGAN or KL autoencoder; this model "
+         "is a {}",
+         loaded.model->kind());
+  if (s.tile > 0 && (s.stream || !s.max_memory.empty()))
+    fail("model",
+         "--tile (blended tiles) and --stream / --max-memory (exact streaming) are "
+         "alternatives; choose one");
   if (s.tile > 0) {
-    auto* ldm = dynamic_cast<LdmAutoencoderImpl*>(loaded.model.get());
-    if (!ldm)
-      fail("tile", "--tile needs a VQGAN or KL autoencoder; this model is a {}",
-           loaded.model->kind());
     const int64_t f = ldm->factor();
     const int64_t overlap = s.tile_overlap >= 0 ? s.tile_overlap : s.tile / 4 / f * f;
     ldm->set_tiling({s.tile, overlap});
+  } else if (ldm && device.is_cpu()) {
+    // The bound covers the whole process: what is resident now (weights, runtime) is taken off.
+    MemoryPlan plan;
+    plan.stream(s.stream);
+    const int64_t resident = std::max<int64_t>(0, proc_kb_field("/proc/self/status", "VmRSS:"));
+    if (!s.max_memory.empty()) {
+      const int64_t bound = parse_bytes(s.max_memory, "--max-memory");
+      if (bound <= resident)
+        fail("--max-memory", "{} is less than the {:.0f} MiB the loaded model already takes",
+             s.max_memory, static_cast<double>(resident) / (1 << 20));
+      plan.max_bytes(bound - resident);
+    } else if (const int64_t avail = proc_kb_field("/proc/meminfo", "MemAvailable:"); avail > 0) {
+      plan.max_bytes(avail / 10 * 8);
+    }
+    ldm->set_memory_plan(plan);
+  } else if (s.stream || !s.max_memory.empty()) {
+    fail("model", "--stream and --max-memory bound host memory: they need --device cpu");
   }
   return loaded;
 }

@@ -65,6 +65,7 @@ DiagonalGaussian AutoencoderKLImpl::posterior(const torch::Tensor& x) {
 }
 
 TrainOutput AutoencoderKLImpl::train_step(const torch::Tensor& x) {
+  check_training_image(x);
   auto& objective = training_loss();
   const DiagonalGaussian q = posterior(x);
   TrainOutput out;

@@ -1,11 +1,14 @@
 // Shared VQGAN / KL autoencoder parts: see ldm_autoencoder.h.
 #include "models/ldm_autoencoder.h"
 
+#include <utility>
+
 #include "core/error.h"
 #include "models/ae.h"
 
 namespace lf {
 namespace nn = torch::nn;
+namespace F = torch::nn::functional;
 
 Json optional_loss_to_json(const std::optional<AutoencoderGANLossOptions>& loss) {
   return loss ? Json(*loss) : Json(nullptr);
@@ -39,14 +42,43 @@ LdmAutoencoderImpl::LdmAutoencoderImpl(const LdmCoderOptions& ddconfig, int64_t 
   if (loss_options) loss = register_module("loss", AutoencoderGANLoss(*loss_options));
 }
 
+torch::Tensor pad_to_factor(const torch::Tensor& x, int64_t f) {
+  const int64_t pad_h = (f - x.size(2) % f) % f, pad_w = (f - x.size(3) % f) % f;
+  if (pad_h == 0 && pad_w == 0) return x;
+  auto options = F::PadFuncOptions({0, pad_w, 0, pad_h});
+  if (pad_h < x.size(2) && pad_w < x.size(3))
+    options.mode(torch::kReflect);
+  else
+    options.mode(torch::kReplicate);
+  return F::pad(x, options);
+}
+
 torch::Tensor LdmAutoencoderImpl::encode_moments(const torch::Tensor& x) {
-  check_image(x, ddconfig_.in_channels(), factor(), (kind() + "::encode").c_str());
+  check_image(x, ddconfig_.in_channels(), 1, (kind() + "::encode").c_str());
+  const auto padded = pad_to_factor(x, factor());
+  if (!tiling_.enabled()) {
+    const auto streaming = choose_streaming("encode", [&](const StreamingOptions& o) {
+      return estimate_encode_memory(*encoder, padded.sizes(), o);
+    });
+    if (streaming) return quant_conv(streamed_encode(*encoder, padded, *streaming));
+  }
   const auto run = [this](const torch::Tensor& tile) { return quant_conv(encoder(tile)); };
-  return tiled_apply(run, x, tiling_, 1, factor());
+  return tiled_apply(run, padded, tiling_, 1, factor());
+}
+
+torch::Tensor LdmAutoencoderImpl::reconstruct(const torch::Tensor& x) {
+  return decode(encode(x)).narrow(2, 0, x.size(2)).narrow(3, 0, x.size(3));
 }
 
 torch::Tensor LdmAutoencoderImpl::decode_latents(const torch::Tensor& z) {
   check_image(z, post_quant_conv->options.in_channels(), 1, (kind() + "::decode").c_str());
+  if (!tiling_.enabled()) {
+    const auto streaming = choose_streaming("decode", [&](const StreamingOptions& o) {
+      return estimate_decode_memory(*decoder,
+                                    {z.size(0), ddconfig_.z_channels(), z.size(2), z.size(3)}, o);
+    });
+    if (streaming) return streamed_decode(*decoder, post_quant_conv(z), *streaming);
+  }
   const auto run = [this](const torch::Tensor& tile) { return decoder(post_quant_conv(tile)); };
   TileOptions latent_tiling;
   if (tiling_.enabled()) {  // the same tiles as in image space
@@ -64,6 +96,41 @@ void LdmAutoencoderImpl::set_tiling(const TileOptions& options) {
          "with 0 <= overlap < tile, got tile {}, overlap {}",
          factor(), options.tile, options.overlap);
   tiling_ = options;
+}
+
+void LdmAutoencoderImpl::set_memory_plan(const MemoryPlan& plan) {
+  if (plan.max_bytes() < 0 || plan.streaming().band_bytes() <= 0)
+    fail("memory plan", "expected max_bytes >= 0 and band_bytes > 0, got {} and {}",
+         plan.max_bytes(), plan.streaming().band_bytes());
+  plan_ = plan;
+}
+
+std::vector<std::string> LdmAutoencoderImpl::take_plan_notes() {
+  return std::exchange(plan_notes_, {});
+}
+
+std::optional<StreamingOptions> LdmAutoencoderImpl::choose_streaming(
+    const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate) {
+  if (torch::GradMode::is_enabled()) return std::nullopt;  // training: the modules' own forward
+  if (plan_.stream()) return plan_.streaming();
+  const int64_t bound = plan_.max_bytes();
+  if (bound <= 0) return std::nullopt;
+  auto options = plan_.streaming();
+  options.band_bytes(std::min(options.band_bytes(), std::max<int64_t>(bound / 16, 1 << 20)));
+  const CoderMemory m = estimate(options);
+  if (m.untiled <= bound) return std::nullopt;
+  if (m.streamed > bound) options.half_storage(true);
+  const auto gb = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 30); };
+  plan_notes_.push_back(fmt::format(
+      "{}: streamed in row bands{} (exact; about {:.2f} GiB of activations, untiled would need "
+      "about {:.2f} GiB, the bound is {:.2f} GiB)",
+      what, options.half_storage() ? " with float16 storage" : "",
+      gb(options.half_storage() ? m.streamed_half : m.streamed), gb(m.untiled), gb(bound)));
+  return options;
+}
+
+void LdmAutoencoderImpl::check_training_image(const torch::Tensor& x) {
+  check_image(x, ddconfig_.in_channels(), factor(), (kind() + "::train_step").c_str());
 }
 
 std::vector<torch::Tensor> LdmAutoencoderImpl::discriminator_parameters() {

@@ -68,6 +68,7 @@ class LdmEncoderImpl : public torch::nn::Module {
   explicit LdmEncoderImpl(LdmCoderOptions options);
   torch::Tensor forward(const torch::Tensor& x);
   int64_t factor() const { return int64_t{1} << (options_.ch_mult().size() - 1); }
+  const LdmCoderOptions& options() const { return options_; }
 
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   torch::nn::ModuleList down{nullptr};
@@ -86,6 +87,7 @@ class LdmDecoderImpl : public torch::nn::Module {
   explicit LdmDecoderImpl(LdmCoderOptions options);
   torch::Tensor forward(const torch::Tensor& z);
   int64_t factor() const { return int64_t{1} << (options_.ch_mult().size() - 1); }
+  const LdmCoderOptions& options() const { return options_; }
 
   torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
   LdmMid mid{nullptr};

@@ -75,6 +75,7 @@ VQGANImpl::VQGANImpl(VQGANOptions options)
 }
 
 TrainOutput VQGANImpl::train_step(const torch::Tensor& x) {
+  check_training_image(x);
   auto& objective = training_loss();
   const QuantizerOutput q = quantize(encode_moments(x));
   TrainOutput out;

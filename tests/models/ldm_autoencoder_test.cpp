@@ -137,5 +137,80 @@ TEST(LdmAutoencoder, TiledEncodeDecodeStaysCloseToUntiled) {
   test::expect_error([&] { kl->set_tiling({15, 4}); }, "multiples of the downsampling factor 2");
 }
 
+TEST(LdmAutoencoder, StreamedEncodeAndDecodeEqualUntiled) {
+  // VQGAN: attention in the latent level (the decoder streams from its upsample on, the encoder up
+  // to its second level); KL: attention in the middle only.
+  for (const char* type : {"vqgan", "autoencoder_kl"}) {
+    torch::manual_seed(2);
+    auto model = tiny(type);
+    auto* ldm = dynamic_cast<LdmAutoencoderImpl*>(model.get());
+    ldm->eval();
+    torch::NoGradGuard no_grad;
+    const auto x = test::smooth_images(2, 1, 22, 14);
+    const auto moments = ldm->encode_moments(x);
+    const auto z = moments.narrow(1, 0, 4);
+    const auto y = ldm->decode_latents(z);
+    ldm->set_memory_plan(MemoryPlan().stream(true).streaming(StreamingOptions().band_bytes(1)));
+    const auto scale = [](const torch::Tensor& t) { return t.abs().max().item<double>(); };
+    EXPECT_LT((ldm->encode_moments(x) - moments).abs().max().item<double>(), 1e-4 * scale(moments))
+        << type;
+    EXPECT_LT((ldm->decode_latents(z) - y).abs().max().item<double>(), 1e-4 * scale(y)) << type;
+    EXPECT_TRUE(ldm->take_plan_notes().empty());  // forced streaming: nothing to report
+  }
+}
+
+TEST(LdmAutoencoder, AnyImageSizeIsPaddedAndCroppedBack) {
+  torch::manual_seed(3);
+  auto model = tiny("autoencoder_kl");
+  auto* kl = dynamic_cast<AutoencoderKLImpl*>(model.get());
+  kl->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = test::smooth_images(1, 1, 13, 21);
+  EXPECT_EQ(kl->encode(x).at("mean").sizes(), (std::vector<int64_t>{1, 4, 7, 11}));
+  const auto y = kl->reconstruct(x);
+  EXPECT_EQ(y.sizes(), x.sizes());
+  // The padding is a reflection: row 13 repeats row 11, column 21 column 19.
+  const auto padded = pad_to_factor(x, 2);
+  EXPECT_EQ(padded.sizes(), (std::vector<int64_t>{1, 1, 14, 22}));
+  EXPECT_TRUE(torch::equal(padded.select(2, 13).narrow(2, 0, 21), x.select(2, 11)));
+  EXPECT_TRUE(torch::equal(padded.select(3, 21).narrow(2, 0, 13), x.select(3, 19)));
+  EXPECT_TRUE(torch::allclose(y, kl->decode(kl->encode(padded)).narrow(2, 0, 13).narrow(3, 0, 21)));
+  // A side shorter than its padding is replicated instead.
+  EXPECT_EQ(pad_to_factor(torch::rand({1, 1, 1, 3}), 8).sizes(),
+            (std::vector<int64_t>{1, 1, 8, 8}));
+  // Training still needs whole multiples.
+  test::expect_error([&] { model->train_step(x); }, "divisible by 2");
+}
+
+TEST(LdmAutoencoder, MemoryBoundChoosesStreamingAndSaysSo) {
+  torch::manual_seed(4);
+  auto model = tiny("autoencoder_kl");
+  auto* kl = dynamic_cast<AutoencoderKLImpl*>(model.get());
+  kl->eval();
+  const auto x = test::smooth_images(1, 1, 32, 32);
+  torch::Tensor full;
+  {
+    torch::NoGradGuard no_grad;
+    full = kl->reconstruct(x);
+    kl->set_memory_plan(MemoryPlan().max_bytes(int64_t{1} << 30));  // fits: runs whole
+    kl->reconstruct(x);
+    EXPECT_TRUE(kl->take_plan_notes().empty());
+    kl->set_memory_plan(MemoryPlan().max_bytes(1000));  // not even streamed: float16 storage
+    const auto streamed = kl->reconstruct(x);
+    EXPECT_LT((streamed - full).abs().max().item<double>(), 1e-2 * full.abs().max().item<double>());
+    const auto notes = kl->take_plan_notes();
+    ASSERT_EQ(notes.size(), 2u);
+    EXPECT_NE(notes[0].find("encode: streamed in row bands with float16 storage"),
+              std::string::npos)
+        << notes[0];
+    EXPECT_NE(notes[1].find("decode: streamed in row bands with float16 storage"),
+              std::string::npos)
+        << notes[1];
+  }
+  kl->reconstruct(x);  // gradients on: the modules' own forward
+  EXPECT_TRUE(kl->take_plan_notes().empty());
+  test::expect_error([&] { kl->set_memory_plan(MemoryPlan().max_bytes(-1)); }, "max_bytes");
+}
+
 }  // namespace
 }  // namespace lf

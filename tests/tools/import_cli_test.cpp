@@ -117,6 +117,32 @@ TEST_F(ImportCli, PngFilesAndTiling) {
   EXPECT_FALSE(fs::exists(dir_ + "/bad.png"));
 }
 
+TEST_F(ImportCli, StreamingIsExactAndAnyImageSizeWorks) {
+  const auto [input, expected] = fixture_io("sd_kl_small");
+  const std::string args =
+      "--config " + kLdm + "sd_kl_small.yaml --weights " + kLdm + "sd_kl_small.safetensors ";
+  auto r = run_cli("reconstruct --stream " + args + input + " --out " + dir_ + "/s.safetensors");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_LE(max_diff(dir_ + "/s.safetensors", expected), 1e-4);
+  // A bound well above the need runs whole, silently.
+  r = run_cli("reconstruct --max-memory 8G " + args + input + " --out " + dir_ + "/w.safetensors");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(r.output.find("streamed"), std::string::npos) << r.output;
+  // Sides that are not multiples of 8 come back at their own size.
+  const std::string png = dir_ + "/odd.png";
+  save_image(png, torch::rand({3, 45, 38}) * 2 - 1);
+  r = run_cli("reconstruct --stream " + args + png + " --out " + dir_ + "/odd_out.png");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(load_image(dir_ + "/odd_out.png").sizes(), (std::vector<int64_t>{3, 45, 38}));
+  // Errors: one line, no output file.
+  for (const std::string bad : {"--max-memory 1K", "--max-memory lots", "--stream --tile 32"}) {
+    r = run_cli("reconstruct " + bad + " " + args + png + " --out " + dir_ + "/bad.png");
+    EXPECT_NE(r.code, 0) << bad;
+    EXPECT_EQ(test::line_count(r.output), 1u) << r.output;
+    EXPECT_FALSE(fs::exists(dir_ + "/bad.png"));
+  }
+}
+
 TEST_F(ImportCli, MismatchedConfigAndWeightsFailInOneLine) {
   const auto [input, expected] = fixture_io("sd_kl_small");
   const std::string out = dir_ + "/out.safetensors";

@@ -1,0 +1,185 @@
+// Exact streaming against untiled encode / decode of the Stable Diffusion 1.x VAE (full size,
+// random weights, float32 CPU): time, peak resident memory of the whole process during the call
+// (weights included; each case in a fresh child process) and PSNR of the streamed output against
+// the untiled one, on a structured input (large bright and dark regions, a gradient, noise).
+//
+//   build/bench/streaming_bench [--sizes 512 1024] [--untiled-max 1024] [--parts decode encode]
+//                               [--threads N] [--half] [--band-mb 64]
+//
+// Not a Google Benchmark: every case needs a process of its own for its memory high-water mark,
+// and one run per case (the larger ones take minutes) is what the machine allows.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/runtime.h"
+#include "io/safetensors.h"
+#include "models/autoencoder_kl.h"
+#include "resident_memory.h"
+
+namespace {
+
+struct Args {
+  std::vector<int64_t> sizes = {512, 1024};
+  std::vector<std::string> parts = {"decode", "encode"};
+  int64_t untiled_max = 1024;  // larger sizes run streamed only
+  int threads = 0;
+  bool half = false;  // also streamed with float16 storage
+  int64_t band_mb = 64;
+  // Child mode: --case PART SIZE MODE OUT
+  std::string case_part, case_mode, case_out;
+  int64_t case_size = 0;
+};
+
+// Large constant regions, a gradient and noise: statistics errors show on this, not on noise.
+torch::Tensor structured(int64_t c, int64_t h, int64_t w, double scale) {
+  torch::manual_seed(7);
+  auto x = torch::zeros({1, c, h, w});
+  x.narrow(2, 0, h / 2).narrow(3, 0, w / 3).fill_(1.0);
+  x.narrow(2, h / 2, h - h / 2).narrow(3, w / 2, w - w / 2).fill_(-0.8);
+  x += torch::linspace(-0.5, 0.5, w).reshape({1, 1, 1, w}) + 0.2 * torch::randn({1, c, h, w});
+  return x * scale;
+}
+
+// Child: one call, then {"ms", "peak_mb"} on stdout and the output in `out`.
+int run_case(const Args& a) {
+  torch::manual_seed(0);
+  lf::AutoencoderKL vae(lf::autoencoder_kl_preset("sd_v1").loss(std::nullopt));
+  vae->eval();
+  torch::NoGradGuard no_grad;
+  lf::MemoryPlan plan;
+  if (a.case_mode != "untiled")
+    plan.stream(true).streaming(lf::StreamingOptions()
+                                    .band_bytes(a.band_mb << 20)
+                                    .half_storage(a.case_mode == "streamed_half"));
+  vae->set_memory_plan(plan);
+  const bool decode = a.case_part == "decode";
+  const auto input = decode ? structured(4, a.case_size / 8, a.case_size / 8, 4.0)
+                            : structured(3, a.case_size, a.case_size, 1.0);
+  // The high-water mark restarts here: model construction's transients do not count, the
+  // resident weights do.
+  malloc_trim(0);
+  std::ofstream("/proc/self/clear_refs") << "5";
+  const double base_mb = static_cast<double>(lf::bench::status_kb("VmRSS:")) / 1024.0;
+  const auto start = std::chrono::steady_clock::now();
+  const auto out = decode ? vae->decode_latents(input) : vae->encode_moments(input);
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double peak_mb = static_cast<double>(lf::bench::status_kb("VmHWM:")) / 1024.0;
+  lf::save_safetensors(a.case_out, {{"out", out.contiguous()}}, {});
+  std::printf("%.1f %.1f %.1f\n", ms, peak_mb, base_mb);
+  return 0;
+}
+
+struct CaseResult {
+  bool ok = false;
+  double ms = 0, peak_mb = 0, base_mb = 0;
+  torch::Tensor out;
+};
+
+CaseResult measure(const Args& a, const std::string& part, int64_t size, const std::string& mode) {
+  const std::string out = "/tmp/streaming_bench_" + std::to_string(getpid()) + "_" + part + "_" +
+                          std::to_string(size) + "_" + mode + ".safetensors";
+  const std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --threads " +
+                          std::to_string(torch::get_num_threads()) + " --band-mb " +
+                          std::to_string(a.band_mb) + " --case " + part + " " +
+                          std::to_string(size) + " " + mode + " " + out;
+  CaseResult r;
+  if (std::FILE* pipe = popen(cmd.c_str(), "r")) {
+    r.ok = std::fscanf(pipe, "%lf %lf %lf", &r.ms, &r.peak_mb, &r.base_mb) == 3;
+    pclose(pipe);
+  }
+  if (r.ok) r.out = lf::load_safetensors(out).at("out");
+  std::remove(out.c_str());
+  return r;
+}
+
+// PSNR of y against x, peak = x's range.
+double psnr(const torch::Tensor& y, const torch::Tensor& x) {
+  const double mse = (y.to(torch::kDouble) - x.to(torch::kDouble)).pow(2).mean().item<double>();
+  const double range = (x.max() - x.min()).item<double>();
+  return mse == 0 ? INFINITY : 10 * std::log10(range * range / mse);
+}
+
+Args parse(int argc, char** argv) {
+  Args a;
+  const auto list = [&](int& i) {
+    std::vector<std::string> v;
+    while (i + 1 < argc && argv[i + 1][0] != '-') v.push_back(argv[++i]);
+    return v;
+  };
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--sizes") {
+      a.sizes.clear();
+      for (const auto& s : list(i)) a.sizes.push_back(std::stoll(s));
+    } else if (arg == "--parts") {
+      a.parts = list(i);
+    } else if (arg == "--untiled-max" && i + 1 < argc) {
+      a.untiled_max = std::stoll(argv[++i]);
+    } else if (arg == "--threads" && i + 1 < argc) {
+      a.threads = std::stoi(argv[++i]);
+    } else if (arg == "--band-mb" && i + 1 < argc) {
+      a.band_mb = std::stoll(argv[++i]);
+    } else if (arg == "--half") {
+      a.half = true;
+    } else if (arg == "--case" && i + 4 < argc) {
+      a.case_part = argv[++i];
+      a.case_size = std::stoll(argv[++i]);
+      a.case_mode = argv[++i];
+      a.case_out = argv[++i];
+    } else {
+      std::fprintf(stderr, "streaming_bench: unknown argument '%s'\n", arg.c_str());
+      std::exit(2);
+    }
+  }
+  return a;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const Args args = parse(argc, argv);
+  lf::set_threads(args.threads);
+  if (args.case_size > 0) return run_case(args);
+  std::printf(
+      "SD 1.x VAE, random weights, float32 CPU, batch 1, %d threads, one run per case, bands of "
+      "%lld MiB\n\n| part | size | mode | time (s) | x untiled | peak RSS (MB) | RSS before (MB) | "
+      "PSNR vs untiled (dB) | max abs diff |\n|---|---|---|---|---|---|---|---|---|\n",
+      torch::get_num_threads(), static_cast<long long>(args.band_mb));
+  for (const auto& part : args.parts) {
+    for (auto size : args.sizes) {
+      CaseResult untiled;
+      std::vector<std::string> modes;
+      if (size <= args.untiled_max) modes.push_back("untiled");
+      modes.push_back("streamed");
+      if (args.half) modes.push_back("streamed_half");
+      for (const auto& mode : modes) {
+        auto r = measure(args, part, size, mode);
+        if (!r.ok) {
+          std::printf("| %s | %lld | %s | failed | | | | | |\n", part.c_str(),
+                      static_cast<long long>(size), mode.c_str());
+          continue;
+        }
+        std::string ratio = "-", quality = "-", diff = "-";
+        if (mode == "untiled") {
+          untiled = r;
+        } else if (untiled.ok) {
+          ratio = std::to_string(r.ms / untiled.ms).substr(0, 4);
+          quality = std::to_string(psnr(r.out, untiled.out)).substr(0, 5);
+          diff = std::to_string((r.out - untiled.out).abs().max().item<double>());
+        }
+        std::printf("| %s | %lld | %s | %.1f | %s | %.0f | %.0f | %s | %s |\n", part.c_str(),
+                    static_cast<long long>(size), mode.c_str(), r.ms / 1000, ratio.c_str(),
+                    r.peak_mb, r.base_mb, quality.c_str(), diff.c_str());
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}

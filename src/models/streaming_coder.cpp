@@ -1,0 +1,591 @@
+// Exact streaming encode and decode over row bands: see streaming_coder.h.
+#include "models/streaming_coder.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <functional>
+#include <utility>
+
+#include "core/error.h"
+
+namespace lf {
+namespace {
+
+constexpr const char* kWhere = "streaming";
+
+// ---- The networks as flat lists of steps --------------------------------------------------------
+
+enum class StepKind { conv, resnet, attn, upsample, downsample, out };
+
+// One step of the encoder or decoder in execution order. `out` is norm_out -> swish -> conv_out
+// (-> tanh).
+struct Step {
+  StepKind kind;
+  torch::nn::Conv2dImpl* conv = nullptr;     // conv, out
+  torch::nn::GroupNormImpl* norm = nullptr;  // out
+  LdmResnetBlockImpl* block = nullptr;
+  LdmAttnBlockImpl* attn = nullptr;
+  LdmUpsampleImpl* up = nullptr;
+  LdmDownsampleImpl* down = nullptr;
+  bool tanh = false;
+};
+
+Step conv_step(torch::nn::Conv2d& conv) {
+  return {StepKind::conv, conv.get()};
+}
+Step resnet_step(LdmResnetBlock& b) {
+  Step s{StepKind::resnet};
+  s.block = b.get();
+  return s;
+}
+Step attn_step(LdmAttnBlock& a) {
+  Step s{StepKind::attn};
+  s.attn = a.get();
+  return s;
+}
+Step out_step(torch::nn::GroupNorm& norm, torch::nn::Conv2d& conv, bool tanh) {
+  Step s{StepKind::out, conv.get(), norm.get()};
+  s.tanh = tanh;
+  return s;
+}
+
+void add_level(std::vector<Step>& steps, LdmLevelImpl& level) {
+  for (size_t i = 0; i < level.blocks.size(); ++i) {
+    steps.push_back(resnet_step(level.blocks[i]));
+    if (!level.attns.empty()) steps.push_back(attn_step(level.attns[i]));
+  }
+}
+
+void add_mid(std::vector<Step>& steps, LdmMidImpl& mid) {
+  steps.push_back(resnet_step(mid.block_1));
+  if (mid.attn_1) steps.push_back(attn_step(mid.attn_1));
+  steps.push_back(resnet_step(mid.block_2));
+}
+
+std::vector<Step> decoder_steps(LdmDecoderImpl& d) {
+  std::vector<Step> steps{conv_step(d.conv_in)};
+  add_mid(steps, *d.mid);
+  for (auto level = static_cast<int64_t>(d.up->size()) - 1; level >= 0; --level) {
+    auto up = d.up->ptr<LdmLevelImpl>(level);
+    add_level(steps, *up);
+    if (up->upsample) {
+      Step s{StepKind::upsample};
+      s.up = up->upsample.get();
+      steps.push_back(s);
+    }
+  }
+  if (!d.options().give_pre_end())
+    steps.push_back(out_step(d.norm_out, d.conv_out, d.options().tanh_out()));
+  return steps;
+}
+
+std::vector<Step> encoder_steps(LdmEncoderImpl& e) {
+  std::vector<Step> steps{conv_step(e.conv_in)};
+  for (size_t level = 0; level < e.down->size(); ++level) {
+    auto down = e.down->ptr<LdmLevelImpl>(level);
+    add_level(steps, *down);
+    if (down->downsample) {
+      Step s{StepKind::downsample};
+      s.down = down->downsample.get();
+      steps.push_back(s);
+    }
+  }
+  add_mid(steps, *e.mid);
+  steps.push_back(out_step(e.norm_out, e.conv_out, false));
+  return steps;
+}
+
+torch::Tensor run_whole(const Step& s, const torch::Tensor& x) {
+  switch (s.kind) {
+    case StepKind::conv:
+      return s.conv->forward(x);
+    case StepKind::resnet:
+      return s.block->forward(x);
+    case StepKind::attn:
+      return s.attn->forward(x);
+    case StepKind::upsample:
+      return s.up->forward(x);
+    case StepKind::downsample:
+      return s.down->forward(x);
+    case StepKind::out: {
+      auto y = s.conv->forward(swish(s.norm->forward(x)));
+      return s.tanh ? torch::tanh(y) : y;
+    }
+  }
+  fail(kWhere, "unknown step");
+}
+
+int64_t conv_out_channels(const torch::nn::Conv2dImpl& conv) {
+  return conv.weight.size(0);
+}
+
+// [channels, height, width] after a step, from [channels, height, width] before it.
+std::array<int64_t, 3> step_shape(const Step& s, std::array<int64_t, 3> in) {
+  switch (s.kind) {
+    case StepKind::conv:
+    case StepKind::out:
+      return {conv_out_channels(*s.conv), in[1], in[2]};
+    case StepKind::resnet:
+      return {conv_out_channels(*s.block->conv2), in[1], in[2]};
+    case StepKind::attn:
+      return in;
+    case StepKind::upsample:
+      return {in[0], 2 * in[1], 2 * in[2]};
+    case StepKind::downsample:
+      return {in[0], in[1] / 2, in[2] / 2};
+  }
+  return in;
+}
+
+// ---- Row bands ----------------------------------------------------------------------------------
+
+// Rows [start, start + t.size(2)) of a full-height map; every row held is exact.
+struct Band {
+  torch::Tensor t;  // [N, C, rows, W]
+  int64_t start = 0;
+  int64_t end() const { return start + t.size(2); }
+};
+
+// Rows [begin, end) of `band`, which must hold them.
+torch::Tensor crop(const Band& band, int64_t begin, int64_t end) {
+  if (begin < band.start || end > band.end() || begin > end)
+    fail(kWhere, "internal: rows [{}, {}) requested from a band of rows [{}, {})", begin, end,
+         band.start, band.end());
+  return band.t.narrow(2, begin - band.start, end - begin);
+}
+
+// A stride-1 'same' convolution of a band of a map with `height` rows: the rows whose window lies
+// inside the band, or reaches past it only at the map's true border (where zero padding is
+// right).
+Band conv_band(torch::nn::Conv2dImpl& conv, const Band& in, int64_t height) {
+  const int64_t margin = conv.weight.size(2) / 2;
+  auto y = conv.forward(in.t);
+  if (y.size(2) != in.t.size(2))
+    fail(kWhere, "expected a 'same' convolution, got {} rows from {}", y.size(2), in.t.size(2));
+  const int64_t begin = in.start > 0 ? in.start + margin : 0;
+  const int64_t end = in.end() < height ? in.end() - margin : height;
+  return {y.narrow(2, begin - in.start, end - begin), begin};
+}
+
+// A full-size [N, C, H, W] map kept as bands of `chunk` rows that are dropped once consumed, so
+// a step that reads one map and writes another holds about one map, not two. Storage may be
+// float16; rows() always returns the compute dtype.
+class RowStore {
+ public:
+  RowStore() = default;
+  RowStore(torch::IntArrayRef shape, int64_t chunk, torch::ScalarType storage,
+           torch::ScalarType compute)
+      : shape_(shape.vec()),
+        chunk_(std::max<int64_t>(1, chunk)),
+        storage_(storage),
+        compute_(compute) {
+    chunks_.resize((shape_[2] + chunk_ - 1) / chunk_);
+  }
+  // A whole tensor as one band (its memory is freed when the store drops it).
+  static RowStore wrap(torch::Tensor t) {
+    RowStore s(t.sizes(), t.size(2), t.scalar_type(), t.scalar_type());
+    s.chunks_[0] = std::move(t);
+    return s;
+  }
+
+  int64_t height() const { return shape_[2]; }
+  int64_t width() const { return shape_[3]; }
+  int64_t channels() const { return shape_[1]; }
+  int64_t batch() const { return shape_[0]; }
+  torch::ScalarType compute() const { return compute_; }
+
+  // Rows [max(begin, 0), min(end, H)).
+  torch::Tensor rows(int64_t begin, int64_t end) const {
+    begin = std::max<int64_t>(begin, 0);
+    end = std::min(end, height());
+    std::vector<torch::Tensor> parts;
+    for (int64_t k = begin / chunk_; k * chunk_ < end; ++k) {
+      const auto& c = chunks_[k];
+      if (!c.defined()) fail(kWhere, "internal: rows of band {} read after release", k);
+      const int64_t lo = std::max(begin, k * chunk_), hi = std::min(end, (k + 1) * chunk_);
+      parts.push_back(c.narrow(2, lo - k * chunk_, hi - lo));
+    }
+    auto t = parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
+    return t.scalar_type() == compute_ ? t : t.to(compute_);
+  }
+
+  // Stores rows [begin, begin + t.size(2)); begin is a band start, t a whole band.
+  void write(int64_t begin, const torch::Tensor& t) {
+    const int64_t k = begin / chunk_;
+    if (begin % chunk_ != 0 || t.size(2) != std::min(chunk_, height() - begin))
+      fail(kWhere, "internal: write of {} rows at {} into bands of {}", t.size(2), begin, chunk_);
+    auto stored = t.to(storage_);
+    if (storage_ == torch::kHalf && !torch::isfinite(stored).all().item<bool>() &&
+        torch::isfinite(t).all().item<bool>())
+      fail(kWhere,
+           "an intermediate value exceeds float16's range (max |x| = {}); stream with float32 "
+           "storage instead (a larger memory bound)",
+           t.abs().max().item<double>());
+    // A view of a larger band would keep all of it alive: keep a compact copy.
+    const bool compact = stored.is_contiguous() && stored.storage_offset() == 0 &&
+                         stored.storage().nbytes() == stored.nbytes();
+    chunks_[k] = compact ? stored : stored.clone();
+  }
+
+  // Drops the bands that end at or before `row`.
+  void release_before(int64_t row) {
+    for (int64_t k = 0; k < static_cast<int64_t>(chunks_.size()) && (k + 1) * chunk_ <= row; ++k)
+      chunks_[k] = torch::Tensor();
+  }
+
+  torch::Tensor tensor() const { return rows(0, height()); }
+
+ private:
+  std::vector<int64_t> shape_;
+  int64_t chunk_ = 1;
+  torch::ScalarType storage_ = torch::kFloat, compute_ = torch::kFloat;
+  std::vector<torch::Tensor> chunks_;
+};
+
+// The input of a step: a stored map, optionally through a cheap step that is recomputed for every
+// band instead of stored (an upsample, whose output is 4x its input; a conv_in).
+struct Source {
+  RowStore* store = nullptr;
+  const Step* lift = nullptr;  // upsample or conv, or none
+
+  int64_t height() const {
+    return lift && lift->kind == StepKind::upsample ? 2 * store->height() : store->height();
+  }
+  int64_t width() const {
+    return lift && lift->kind == StepKind::upsample ? 2 * store->width() : store->width();
+  }
+  int64_t channels() const {
+    return lift && lift->kind == StepKind::conv ? conv_out_channels(*lift->conv)
+                                                : store->channels();
+  }
+
+  // Exact rows [max(begin, 0), min(end, height)).
+  torch::Tensor rows(int64_t begin, int64_t end) const {
+    const int64_t b = std::max<int64_t>(begin, 0), e = std::min(end, height());
+    if (!lift) return store->rows(b, e);
+    if (lift->kind == StepKind::conv) {
+      const int64_t margin = lift->conv->weight.size(2) / 2,
+                    from = std::max<int64_t>(b - margin, 0);
+      return crop(conv_band(*lift->conv, {store->rows(from, e + margin), from}, height()), b, e);
+    }
+    // Upsample: one extra input row on each side covers its 3x3 conv (two output rows).
+    const int64_t lo = std::max<int64_t>(b / 2 - 1, 0),
+                  hi = std::min((e + 1) / 2 + 1, store->height());
+    const auto y = lift->up->forward(store->rows(lo, hi));  // rows [2 lo, 2 hi)
+    const int64_t valid_begin = lo > 0 ? 2 * lo + 1 : 0;
+    const int64_t valid_end = hi < store->height() ? 2 * hi - 1 : height();
+    return crop({y.narrow(2, valid_begin - 2 * lo, valid_end - valid_begin), valid_begin}, b, e);
+  }
+
+  // No row before `row` will be asked for again.
+  void release_before(int64_t row) const {
+    if (!lift)
+      store->release_before(row);
+    else if (lift->kind == StepKind::conv)
+      store->release_before(row - lift->conv->weight.size(2) / 2);
+    else
+      store->release_before(row / 2 - 1);
+  }
+};
+
+// ---- GroupNorm with statistics of the whole map -------------------------------------------------
+
+// Per (sample, group) sums over all rows seen, in float64.
+class GroupStats {
+ public:
+  explicit GroupStats(int64_t groups) : groups_(groups) {}
+  void add(const torch::Tensor& x) {  // x: [N, C, rows, W]
+    const auto d = x.to(torch::kDouble).reshape({x.size(0), groups_, -1});
+    const auto s = d.sum(-1), q = (d * d).sum(-1);  // [N, G]
+    sum_ = sum_.defined() ? sum_ + s : s;
+    sumsq_ = sumsq_.defined() ? sumsq_ + q : q;
+    count_ += d.size(2);
+  }
+  // GroupNorm as a per-channel affine map x * scale + shift ([N, C, 1, 1] each), like PyTorch's
+  // CPU kernel applies it.
+  std::pair<torch::Tensor, torch::Tensor> affine(torch::nn::GroupNormImpl& norm, int64_t channels,
+                                                 torch::ScalarType dtype) const {
+    const auto n = sum_.size(0);
+    const auto mean = sum_ / static_cast<double>(count_);
+    const auto var = (sumsq_ / static_cast<double>(count_) - mean * mean).clamp_min(0);
+    const auto rstd = (var + norm.options.eps()).rsqrt();
+    const int64_t per_group = channels / groups_;
+    auto scale = rstd.repeat_interleave(per_group, 1);  // [N, C]
+    auto shift = -mean.repeat_interleave(per_group, 1) * scale;
+    if (norm.options.affine()) {
+      const auto gamma = norm.weight.to(torch::kDouble), beta = norm.bias.to(torch::kDouble);
+      scale = scale * gamma;
+      shift = shift * gamma + beta;
+    }
+    return {scale.to(dtype).reshape({n, channels, 1, 1}),
+            shift.to(dtype).reshape({n, channels, 1, 1})};
+  }
+
+ private:
+  int64_t groups_;
+  torch::Tensor sum_, sumsq_;
+  int64_t count_ = 0;
+};
+
+struct NormAffine {
+  torch::Tensor scale, shift;
+  // swish(norm(x))
+  torch::Tensor operator()(const torch::Tensor& x) const {
+    return torch::silu_(x.mul(scale).add_(shift));
+  }
+};
+
+// ---- Streamed steps -----------------------------------------------------------------------------
+
+struct Context {
+  StreamingOptions options;
+  torch::ScalarType compute;
+  torch::ScalarType storage() const { return options.half_storage() ? torch::kHalf : compute; }
+  // Band height for maps `width` wide whose band temporaries take `units` values per column.
+  int64_t band_rows(int64_t batch, int64_t width, int64_t units, int64_t height) const {
+    const int64_t per_row = batch * width * units * static_cast<int64_t>(elementSize(compute));
+    return std::min(std::max<int64_t>(height, 1),
+                    std::max<int64_t>(4, options.band_bytes() / std::max<int64_t>(per_row, 1)));
+  }
+};
+
+template <typename Fn>
+void for_bands(int64_t height, int64_t rows, Fn&& fn) {
+  for (int64_t begin = 0; begin < height; begin += rows) fn(begin, std::min(begin + rows, height));
+}
+
+NormAffine whole_map_norm(torch::nn::GroupNormImpl& norm, const Context& ctx, int64_t height,
+                          int64_t rows, int64_t channels,
+                          const std::function<torch::Tensor(int64_t, int64_t)>& band) {
+  GroupStats stats(norm.options.num_groups());
+  for_bands(height, rows, [&](int64_t b, int64_t e) { stats.add(band(b, e)); });
+  auto [scale, shift] = stats.affine(norm, channels, ctx.compute);
+  return {scale, shift};
+}
+
+// x + conv2(swish(norm2(conv1(swish(norm1(x)))))), three sweeps: norm1 statistics, norm2
+// statistics (conv1 with a 1-row halo), output (conv1 and conv2 with a 2-row halo).
+RowStore stream_resnet(LdmResnetBlockImpl& block, const Source& src, const Context& ctx) {
+  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+  const int64_t c_in = src.channels(), c_out = conv_out_channels(*block.conv2);
+  const int64_t rows = ctx.band_rows(n, width, 4 * c_in + 6 * c_out, height);
+  const auto norm1 = whole_map_norm(*block.norm1, ctx, height, rows, c_in,
+                                    [&](int64_t b, int64_t e) { return src.rows(b, e); });
+  const auto h_band = [&](int64_t b, int64_t e, int64_t halo) {  // conv1 rows [b - halo + 1, ...)
+    const int64_t from = std::max<int64_t>(b - halo, 0);
+    Band in{src.rows(from, e + halo), from};
+    return std::make_pair(conv_band(*block.conv1, {norm1(in.t), from}, height), in);
+  };
+  const auto norm2 =
+      whole_map_norm(*block.norm2, ctx, height, rows, c_out,
+                     [&](int64_t b, int64_t e) { return crop(h_band(b, e, 1).first, b, e); });
+  RowStore out({n, c_out, height, width}, rows, ctx.storage(), ctx.compute);
+  for_bands(height, rows, [&](int64_t b, int64_t e) {
+    auto [h, in] = h_band(b, e, 2);
+    const auto g =
+        crop(conv_band(*block.conv2, {block.dropout->forward(norm2(h.t)), h.start}, height), b, e);
+    const auto x = crop(in, b, e);
+    out.write(b, (block.nin_shortcut ? block.nin_shortcut->forward(x) : x) + g);
+    src.release_before(e - 2);
+  });
+  return out;
+}
+
+// Stride-2 downsampling: output rows [b, e) read input rows [2b, 2e + 1).
+RowStore stream_downsample(LdmDownsampleImpl& down, const Source& src, const Context& ctx) {
+  const int64_t height = src.height(), n = src.store->batch(), c = src.channels();
+  if (height % 2 != 0 || src.width() % 2 != 0)
+    fail(kWhere, "expected even sides before a downsample, got {}x{}", height, src.width());
+  const int64_t out_height = height / 2;
+  const int64_t rows = ctx.band_rows(n, src.width() / 2, 12 * c, out_height);
+  RowStore out({n, c, out_height, src.width() / 2}, rows, ctx.storage(), ctx.compute);
+  for_bands(out_height, rows, [&](int64_t b, int64_t e) {
+    const auto y = down.forward(src.rows(2 * b, 2 * e + 1));
+    if (y.size(2) < e - b)
+      fail(kWhere, "internal: downsample gave {} rows, expected {}", y.size(2), e - b);
+    out.write(b, y.narrow(2, 0, e - b));
+    src.release_before(2 * e);
+  });
+  return out;
+}
+
+// conv_out(swish(norm_out(x))) (then tanh): two sweeps.
+RowStore stream_out(const Step& step, const Source& src, const Context& ctx) {
+  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+  const int64_t c_in = src.channels(), c_out = conv_out_channels(*step.conv);
+  const int64_t rows = ctx.band_rows(n, width, 6 * c_in + 2 * c_out, height);
+  const auto norm = whole_map_norm(*step.norm, ctx, height, rows, c_in,
+                                   [&](int64_t b, int64_t e) { return src.rows(b, e); });
+  // The result is the final output: always in the compute dtype.
+  RowStore out({n, c_out, height, width}, rows, ctx.compute, ctx.compute);
+  for_bands(height, rows, [&](int64_t b, int64_t e) {
+    const int64_t from = std::max<int64_t>(b - 1, 0);
+    const auto in = src.rows(from, e + 1);
+    auto y = crop(conv_band(*step.conv, {norm(in), from}, height), b, e);
+    out.write(b, step.tanh ? torch::tanh(y) : y);
+    src.release_before(e - 1);
+  });
+  return out;
+}
+
+// Stores what a lifted source computes (a lift with no step after it to absorb it).
+RowStore materialise(const Source& src, const Context& ctx) {
+  const int64_t height = src.height(), n = src.store->batch();
+  const int64_t rows = ctx.band_rows(n, src.width(), 4 * src.channels(), height);
+  RowStore out({n, src.channels(), height, src.width()}, rows, ctx.storage(), ctx.compute);
+  for_bands(height, rows, [&](int64_t b, int64_t e) {
+    out.write(b, src.rows(b, e));
+    src.release_before(e - 1);
+  });
+  return out;
+}
+
+// Steps [begin, end) (no attention among them) over bands of x.
+torch::Tensor run_streamed(const std::vector<Step>& steps, size_t begin, size_t end,
+                           torch::Tensor x, const Context& ctx) {
+  if (begin >= end) return x;
+  RowStore current = RowStore::wrap(std::move(x));
+  const Step* lift = nullptr;
+  for (size_t i = begin; i < end; ++i) {
+    const Step& step = steps[i];
+    if (step.kind == StepKind::upsample || step.kind == StepKind::conv) {
+      if (lift) current = materialise({&current, lift}, ctx);
+      lift = &step;
+      continue;
+    }
+    const Source src{&current, lift};
+    lift = nullptr;
+    switch (step.kind) {
+      case StepKind::resnet:
+        current = stream_resnet(*step.block, src, ctx);
+        break;
+      case StepKind::downsample:
+        current = stream_downsample(*step.down, src, ctx);
+        break;
+      case StepKind::out:
+        current = stream_out(step, src, ctx);
+        break;
+      default:
+        fail(kWhere, "internal: attention cannot be streamed");
+    }
+  }
+  if (lift) current = materialise({&current, lift}, ctx);
+  return current.tensor();
+}
+
+Context make_context(const StreamingOptions& options, const torch::Tensor& x) {
+  if (options.band_bytes() <= 0)
+    fail(kWhere, "band_bytes: expected > 0, got {}", options.band_bytes());
+  if (!x.is_floating_point())
+    fail(kWhere, "expected a floating-point input, got {}", c10::toString(x.scalar_type()));
+  return {options, x.scalar_type()};
+}
+
+// ---- Memory estimates ---------------------------------------------------------------------------
+
+// Peak activations of a module's own forward, as a multiple of its largest map: calibrated on the
+// SD decoder (bench/sd_vae_bench: 1191 MB at 512 px, 4629 MB at 1024 px; largest map 256 / 1024
+// MiB).
+constexpr double kWholePeakFactor = 4.5;
+// Attention score chunk of LdmAttnBlock (16M floats).
+constexpr int64_t kAttentionChunkBytes = int64_t{64} << 20;
+
+CoderMemory estimate(const std::vector<Step>& steps, size_t stream_begin, size_t stream_end,
+                     torch::IntArrayRef shape, const StreamingOptions& options) {
+  const int64_t n = shape[0], elem = 4;
+  std::array<int64_t, 3> s{shape[1], shape[2], shape[3]};
+  const auto bytes = [&](const std::array<int64_t, 3>& a) { return n * a[0] * a[1] * a[2] * elem; };
+  int64_t whole_max = bytes(s), whole_in_stream = 0, stored_max = 0, stored = bytes(s);
+  bool attention = false;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const auto next = step_shape(steps[i], s);
+    whole_max = std::max({whole_max, bytes(next)});
+    attention = attention || steps[i].kind == StepKind::attn;
+    const bool streamed = i >= stream_begin && i < stream_end;
+    if (!streamed) {
+      whole_in_stream = std::max({whole_in_stream, bytes(s), bytes(next)});
+      stored = bytes(next);
+    } else if (steps[i].kind != StepKind::upsample && steps[i].kind != StepKind::conv) {
+      stored_max = std::max({stored_max, stored, bytes(next)});
+      stored = bytes(next);
+    }
+    s = next;
+  }
+  const int64_t attn = attention ? kAttentionChunkBytes : 0;
+  const auto whole_part = static_cast<int64_t>(kWholePeakFactor * whole_in_stream) + attn;
+  const int64_t band = 2 * options.band_bytes(), output = bytes(s);
+  CoderMemory m;
+  m.untiled = static_cast<int64_t>(kWholePeakFactor * whole_max) + attn;
+  m.streamed = std::max(whole_part, stored_max + band + output);
+  m.streamed_half = std::max(whole_part, stored_max / 2 + band + output);
+  return m;
+}
+
+size_t last_attention(const std::vector<Step>& steps) {  // index + 1; 0 when none
+  for (size_t i = steps.size(); i > 0; --i)
+    if (steps[i - 1].kind == StepKind::attn) return i;
+  return 0;
+}
+
+size_t first_attention(const std::vector<Step>& steps) {  // steps.size() when none
+  for (size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].kind == StepKind::attn) return i;
+  return steps.size();
+}
+
+}  // namespace
+
+torch::Tensor streamed_decode(LdmDecoderImpl& decoder, const torch::Tensor& z,
+                              const StreamingOptions& options) {
+  const auto z_channels = decoder.options().z_channels();
+  if (z.dim() != 4 || z.size(1) != z_channels || z.size(0) == 0 || z.size(2) == 0 || z.size(3) == 0)
+    fail("streamed_decode", "expected latents [N, {}, h, w], got {}", z_channels,
+         shape_str(z.sizes()));
+  torch::NoGradGuard no_grad;
+  const auto ctx = make_context(options, z);
+  const auto steps = decoder_steps(decoder);
+  // Everything up to the last attention block runs whole; the rest streams.
+  const size_t whole_end = last_attention(steps);
+  auto h = z;
+  for (size_t i = 0; i < whole_end; ++i) h = run_whole(steps[i], h);
+  return run_streamed(steps, whole_end, steps.size(), std::move(h), ctx);
+}
+
+torch::Tensor streamed_encode(LdmEncoderImpl& encoder, const torch::Tensor& x,
+                              const StreamingOptions& options) {
+  const auto f = encoder.factor(), channels = encoder.options().in_channels();
+  if (x.dim() != 4 || x.size(1) != channels || x.size(0) == 0 || x.size(2) == 0 || x.size(3) == 0 ||
+      x.size(2) % f != 0 || x.size(3) % f != 0)
+    fail("streamed_encode",
+         "expected images [N, {}, H, W] with H and W positive multiples of {}, got {}", channels, f,
+         shape_str(x.sizes()));
+  torch::NoGradGuard no_grad;
+  const auto ctx = make_context(options, x);
+  const auto steps = encoder_steps(encoder);
+  // Everything before the first attention block streams; the rest runs whole.
+  const size_t stream_end = first_attention(steps);
+  auto h = run_streamed(steps, 0, stream_end, x, ctx);
+  for (size_t i = stream_end; i < steps.size(); ++i) h = run_whole(steps[i], h);
+  return h;
+}
+
+CoderMemory estimate_decode_memory(LdmDecoderImpl& decoder, torch::IntArrayRef latent_shape,
+                                   const StreamingOptions& options) {
+  if (latent_shape.size() != 4)
+    fail("estimate_decode_memory", "expected a latent shape [N, z, h, w], got {}",
+         shape_str(latent_shape));
+  const auto steps = decoder_steps(decoder);
+  return estimate(steps, last_attention(steps), steps.size(), latent_shape, options);
+}
+
+CoderMemory estimate_encode_memory(LdmEncoderImpl& encoder, torch::IntArrayRef image_shape,
+                                   const StreamingOptions& options) {
+  if (image_shape.size() != 4)
+    fail("estimate_encode_memory", "expected an image shape [N, C, H, W], got {}",
+         shape_str(image_shape));
+  const auto steps = encoder_steps(encoder);
+  return estimate(steps, 0, first_attention(steps), image_shape, options);
+}
+
+}  // namespace lf
