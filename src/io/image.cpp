@@ -78,8 +78,12 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
 
   // Header first: a hostile file claiming a huge size is refused before anything is allocated.
   int width = 0, height = 0, stored = 0;
-  if (!stbi_info_from_file(file.get(), &width, &height, &stored))
+  if (!stbi_info_from_file(file.get(), &width, &height, &stored)) {
+    if (std::strcmp(stb_reason(), "too large") == 0)  // stb's own size limits, below ours
+      fail(kWhere, "{}: image is too large, expected at most {} px per side and {} pixels", path,
+           kImageMaxSide, kImageMaxPixels);
     fail(kWhere, "{}: not a readable image ({})", path, stb_reason());
+  }
   if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
     fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path, width,
          height, kImageMaxSide, kImageMaxPixels);
