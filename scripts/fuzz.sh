@@ -82,7 +82,7 @@ for t in "${run[@]}"; do
   mkdir -p "$BUILD/corpus/$t" "$BUILD/artifacts/$t"
   echo "== fuzz_$t for ${seconds}s"
   set +e
-  "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=10 \
+  "$BUILD/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len=$max_len -timeout=60 \
     -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$BUILD/artifacts/$t/" "$@" \
     "$BUILD/corpus/$t" "$seeds/$t" 2>"$BUILD/fuzz_$t.log"
   rc=$?

@@ -86,8 +86,7 @@ torch::Tensor read_idx_images(const std::string& path) {
   const uint32_t rows = reader.read_u32_be("row count");
   const uint32_t cols = reader.read_u32_be("column count");
   if (n > kMaxCount)
-    fail("idx::read", "{}: header claims {} images, more than the limit of {}", path, n,
-         kMaxCount);
+    fail("idx::read", "{}: header claims {} images, more than the limit of {}", path, n, kMaxCount);
   if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
     fail("idx::read", "{}: header claims images of {}x{}, expected 1 to {} rows and columns", path,
          rows, cols, kMaxSide);

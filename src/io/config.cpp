@@ -75,8 +75,7 @@ Json yaml_to_json(const YAML::Node& node) {
     case YAML::NodeType::Map: {
       Json object = Json::object();
       for (const auto& kv : node)
-        object[checked_utf8(kv.first.as<std::string>(), kv.first.Mark())] =
-            yaml_to_json(kv.second);
+        object[checked_utf8(kv.first.as<std::string>(), kv.first.Mark())] = yaml_to_json(kv.second);
       return object;
     }
   }

@@ -55,6 +55,27 @@ void check_planes(const char* where, const torch::Tensor& image, bool allow_batc
     fail(where, "expected a floating-point tensor, got {}", c10::toString(image.scalar_type()));
 }
 
+// The decoders load_image lets stb run, and the most pixels one file byte of each can describe:
+// PNG's deflate expands at most 1032:1 and a row may be 1 bit per pixel; a JPEG needs at least
+// 1 bit per 8x8 block; a BMP at least 1 bit per pixel. stb fills what a truncated JPEG or BMP
+// lacks with zeros, so without this bound a 700-byte file could claim 16384x16384 pixels.
+struct ImageFormat {
+  const char* name;
+  std::string magic;
+  int64_t max_pixels_per_byte;
+};
+const ImageFormat kFormats[] = {
+    {"PNG", "\x89PNG\r\n\x1a\n", 8 * 1032}, {"JPEG", "\xff\xd8", 512}, {"BMP", "BM", 8}};
+
+const ImageFormat* detect_format(std::FILE* file) {
+  char head[8] = {};
+  const size_t n = std::fread(head, 1, sizeof(head), file);
+  std::rewind(file);
+  for (const ImageFormat& f : kFormats)
+    if (n >= f.magic.size() && std::memcmp(head, f.magic.data(), f.magic.size()) == 0) return &f;
+  return nullptr;
+}
+
 void check_size(const char* where, int64_t height, int64_t width) {
   if (height < 1 || width < 1 || height > kImageMaxSide || width > kImageMaxSide)
     fail(where, "expected a size in [1, {}], got {}x{}", kImageMaxSide, height, width);
@@ -77,6 +98,8 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   if (!file) fail(kWhere, "{}: cannot open: {}", path, std::strerror(errno));
 
   // Header first: a hostile file claiming a huge size is refused before anything is allocated.
+  const ImageFormat* format = detect_format(file.get());
+  if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", path);
   int width = 0, height = 0, stored = 0;
   if (!stbi_info_from_file(file.get(), &width, &height, &stored)) {
     if (std::strcmp(stb_reason(), "too large") == 0)  // stb's own size limits, below ours
@@ -87,6 +110,12 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
     fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path, width,
          height, kImageMaxSide, kImageMaxPixels);
+  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (!ec && int64_t{width} * height > file_bytes * format->max_pixels_per_byte)
+    fail(kWhere,
+         "{}: header says {}x{}, more pixels than a {}-byte {} can hold (at most {} per byte): "
+         "truncated or not an image",
+         path, width, height, file_bytes, format->name, format->max_pixels_per_byte);
 
   const int wanted = channels != 0 ? static_cast<int>(channels) : (stored <= 2 ? 1 : 3);
   int w = 0, h = 0, n = 0;

@@ -301,6 +301,35 @@ TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   expect_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
 }
 
+// Found by fuzz/fuzz_image: stb decodes a truncated JPEG or BMP by filling in zeros, so a
+// 700-byte file whose header claimed 4000x4000 decoded to 16M pixels. Refused from the header now.
+TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
+  lf::save_image(path("small.jpg"), torch::zeros({3, 8, 8}));
+  std::string jpeg = lf::read_file(path("small.jpg"));
+  const size_t sof = jpeg.find("\xff\xc0");  // baseline frame header: FF C0 len P Y X
+  ASSERT_NE(sof, std::string::npos);
+  jpeg.replace(sof + 5, 4, std::string("\x0f\xa0\x0f\xa0", 4));  // 4000 x 4000
+  const std::string bomb = path("bomb.jpg");
+  write_bytes(bomb, jpeg);
+  expect_error([&] { lf::load_image(bomb); },
+               {"[image::load]", bomb, "header says 4000x4000, more pixels than a",
+                "-byte JPEG can hold (at most 512 per byte)"});
+
+  lf::save_image(path("small.bmp"), torch::zeros({3, 4, 4}));
+  std::string bmp = lf::read_file(path("small.bmp"));
+  bmp.replace(18, 8, std::string("\x00\x10\x00\x00\x00\x10\x00\x00", 8));  // 4096 x 4096
+  const std::string bmp_bomb = path("bomb.bmp");
+  write_bytes(bmp_bomb, bmp);
+  expect_error([&] { lf::load_image(bmp_bomb); },
+               {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
+
+  // Formats stb knows but we neither write nor need are not decoded at all.
+  const std::string gif = path("x.png");
+  write_bytes(gif, std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
+  expect_error([&] { lf::load_image(gif); },
+               {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
+}
+
 TEST_F(ImageTest, HostileBadTensorsOnSave) {
   const std::string out = path("out.png");
   expect_error(
