@@ -301,8 +301,8 @@ TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   expect_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
 }
 
-// Found by fuzz/fuzz_image: stb decodes a truncated JPEG or BMP by filling in zeros, so a
-// 700-byte file whose header claimed 4000x4000 decoded to 16M pixels. Refused from the header now.
+// Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
+// or BMP by filling in zeros, so a 744-byte file claiming 4000x4000 decoded to 16M pixels.
 TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   lf::save_image(path("small.jpg"), torch::zeros({3, 8, 8}));
   std::string jpeg = lf::read_file(path("small.jpg"));
