@@ -13,7 +13,7 @@ namespace lf {
 constexpr int64_t kImageMaxSide = 16384;
 constexpr int64_t kImageMaxPixels = int64_t{1} << 28;
 
-// Loads PNG, JPEG or BMP (by content; refusals in image.cpp) -> float32 [C, H, W] in [-1, 1].
+// Loads PNG/JPEG/BMP/... (format from the content) -> float32 [C, H, W] in [-1, 1].
 // channels 0 keeps the stored colour kind (gray -> 1, gray+alpha -> 1, RGB/RGBA -> 3);
 // 1 or 3 converts (RGB -> gray uses stb's luma weights). Alpha is always dropped.
 torch::Tensor load_image(const std::string& path, int64_t channels = 0);
