@@ -76,6 +76,28 @@ const ImageFormat* detect_format(std::FILE* file) {
   return nullptr;
 }
 
+// Debian's stb (2022-09) writes past its Huffman arrays when a JPEG table declares more than 256
+// codes (no check in stbi__build_huffman; found by fuzz/fuzz_image). Every byte pair FF C4 that
+// could start a DHT segment is checked the way stb reads it, before stb sees the file.
+bool jpeg_tables_fit(std::FILE* file) {
+  std::string b;
+  char chunk[1 << 16];
+  for (size_t n; (n = std::fread(chunk, 1, sizeof(chunk), file)) > 0;) b.append(chunk, n);
+  std::rewind(file);
+  auto byte = [&](size_t i) -> int64_t { return i < b.size() ? static_cast<uint8_t>(b[i]) : 0; };
+  for (size_t at = b.find("\xff\xc4"); at != std::string::npos; at = b.find("\xff\xc4", at + 1)) {
+    int64_t left = byte(at + 2) * 256 + byte(at + 3) - 2;  // stb's L
+    for (size_t p = at + 4; left > 0 && p < b.size();) {
+      int64_t codes = 0;
+      for (size_t k = 1; k <= 16; ++k) codes += byte(p + k);
+      if (codes > 256) return false;
+      p += 17 + static_cast<size_t>(codes);
+      left -= 17 + codes;
+    }
+  }
+  return true;
+}
+
 void check_size(const char* where, int64_t height, int64_t width) {
   if (height < 1 || width < 1 || height > kImageMaxSide || width > kImageMaxSide)
     fail(where, "expected a size in [1, {}], got {}x{}", kImageMaxSide, height, width);
@@ -100,6 +122,8 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   // Header first: a hostile file claiming a huge size is refused before anything is allocated.
   const ImageFormat* format = detect_format(file.get());
   if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", path);
+  if (std::strcmp(format->name, "JPEG") == 0 && !jpeg_tables_fit(file.get()))
+    fail(kWhere, "{}: not a readable image (a JPEG Huffman table with more than 256 codes)", path);
   int width = 0, height = 0, stored = 0;
   if (!stbi_info_from_file(file.get(), &width, &height, &stored)) {
     if (std::strcmp(stb_reason(), "too large") == 0)  // stb's own size limits, below ours

@@ -323,6 +323,18 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   expect_error([&] { lf::load_image(bmp_bomb); },
                {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
 
+  // Found by fuzz/fuzz_image: a Huffman table declaring over 256 codes made Debian's stb write past
+  // its arrays (UBSan: index 257 out of bounds for 'stbi_uc[257]'). Refused before stb runs.
+  std::string tables = lf::read_file(path("small.jpg"));
+  const size_t dht = tables.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  tables[dht + 5 + 14] = static_cast<char>(200);  // code counts of lengths 15 and 16
+  tables[dht + 5 + 15] = static_cast<char>(200);
+  const std::string huffman = path("huffman.jpg");
+  write_bytes(huffman, tables);
+  expect_error([&] { lf::load_image(huffman); },
+               {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
+
   // Formats stb knows but we neither write nor need are not decoded at all.
   const std::string gif = path("x.png");
   write_bytes(gif, std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
