@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -98,6 +99,32 @@ bool jpeg_tables_fit(std::FILE* file) {
   return true;
 }
 
+// PNG and BMP sizes straight from their headers: when stb's own limits refuse a file, stbi_info
+// answers "unknown image type", so ours are checked first to name the limit.
+bool header_size(std::FILE* file, const ImageFormat& format, int64_t& width, int64_t& height) {
+  unsigned char b[26] = {};
+  const size_t n = std::fread(b, 1, sizeof(b), file);
+  std::rewind(file);
+  auto be32 = [&](int i) {
+    return int64_t{b[i]} << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3];
+  };
+  auto le32 = [&](int i) {
+    return int64_t{static_cast<int32_t>(b[i] | b[i + 1] << 8 | b[i + 2] << 16 |
+                                        static_cast<uint32_t>(b[i + 3]) << 24)};
+  };
+  if (std::strcmp(format.name, "PNG") == 0 && n >= 24) {
+    width = be32(16);
+    height = be32(20);
+    return true;
+  }
+  if (std::strcmp(format.name, "BMP") == 0 && n >= 26) {
+    width = std::abs(le32(18));
+    height = std::abs(le32(22));  // negative: rows stored top-down
+    return true;
+  }
+  return false;
+}
+
 void check_size(const char* where, int64_t height, int64_t width) {
   if (height < 1 || width < 1 || height > kImageMaxSide || width > kImageMaxSide)
     fail(where, "expected a size in [1, {}], got {}x{}", kImageMaxSide, height, width);
@@ -124,13 +151,15 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", path);
   if (std::strcmp(format->name, "JPEG") == 0 && !jpeg_tables_fit(file.get()))
     fail(kWhere, "{}: not a readable image (a JPEG Huffman table with more than 256 codes)", path);
+  int64_t header_w = 0, header_h = 0;
+  if (header_size(file.get(), *format, header_w, header_h) &&
+      (header_w > kImageMaxSide || header_h > kImageMaxSide ||
+       header_w * header_h > kImageMaxPixels))
+    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path,
+         header_w, header_h, kImageMaxSide, kImageMaxPixels);
   int width = 0, height = 0, stored = 0;
-  if (!stbi_info_from_file(file.get(), &width, &height, &stored)) {
-    if (std::strcmp(stb_reason(), "too large") == 0)  // stb's own size limits, below ours
-      fail(kWhere, "{}: image is too large, expected at most {} px per side and {} pixels", path,
-           kImageMaxSide, kImageMaxPixels);
+  if (!stbi_info_from_file(file.get(), &width, &height, &stored))
     fail(kWhere, "{}: not a readable image ({})", path, stb_reason());
-  }
   if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
     fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path, width,
          height, kImageMaxSide, kImageMaxPixels);
