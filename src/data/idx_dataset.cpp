@@ -3,6 +3,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -45,13 +46,13 @@ class GzReader {
     if (read(b, 4) != 4) fail("idx::read", "{}: truncated while reading the {}", path_, what);
     return (uint32_t(b[0]) << 24) | (uint32_t(b[1]) << 16) | (uint32_t(b[2]) << 8) | b[3];
   }
-  // Reads exactly `size` bytes into a tensor, growing in chunks so that a header claiming more
-  // data than the file holds costs no more memory than the file itself.
+  // Reads exactly `size` bytes into a tensor, in chunks that double from 64 kB up to 8 MB, so
+  // that a header claiming more data than the file holds costs about what the file holds.
   torch::Tensor read_exact(int64_t size, const std::vector<int64_t>& shape) {
     std::vector<uint8_t> data;
-    constexpr size_t kChunk = 8 << 20;
     while (static_cast<int64_t>(data.size()) < size) {
-      const size_t want = std::min<size_t>(kChunk, static_cast<size_t>(size) - data.size());
+      const size_t chunk = std::clamp<size_t>(data.size(), 64 << 10, 8 << 20);
+      const size_t want = std::min<size_t>(chunk, static_cast<size_t>(size) - data.size());
       const size_t old = data.size();
       data.resize(old + want);
       const size_t got = read(data.data() + old, want);
@@ -70,7 +71,8 @@ class GzReader {
   gzFile file_ = nullptr;
 };
 
-constexpr uint32_t kMaxDim = 1u << 24;
+constexpr uint32_t kMaxCount = 1u << 24;  // images or labels in one file (Fashion-MNIST: 60000)
+constexpr uint32_t kMaxSide = 4096;       // rows and columns of one image
 
 }  // namespace
 
@@ -83,8 +85,11 @@ torch::Tensor read_idx_images(const std::string& path) {
   const uint32_t n = reader.read_u32_be("image count");
   const uint32_t rows = reader.read_u32_be("row count");
   const uint32_t cols = reader.read_u32_be("column count");
-  if (n > kMaxDim || rows == 0 || cols == 0 || rows > 4096 || cols > 4096)
-    fail("idx::read", "{}: implausible dimensions {}x{}x{}", path, n, rows, cols);
+  if (n > kMaxCount)
+    fail("idx::read", "{}: header claims {} images, more than the limit of {}", path, n, kMaxCount);
+  if (rows == 0 || cols == 0 || rows > kMaxSide || cols > kMaxSide)
+    fail("idx::read", "{}: header claims images of {}x{}, expected 1 to {} rows and columns", path,
+         rows, cols, kMaxSide);
   return reader.read_exact(int64_t(n) * rows * cols, {int64_t(n), int64_t(rows), int64_t(cols)});
 }
 
@@ -94,7 +99,8 @@ torch::Tensor read_idx_labels(const std::string& path) {
   if (magic != 0x00000801)
     fail("idx::read", "{}: magic {:#010x}: expected 0x00000801 (uint8 labels, 1 dim)", path, magic);
   const uint32_t n = reader.read_u32_be("label count");
-  if (n > kMaxDim) fail("idx::read", "{}: implausible label count {}", path, n);
+  if (n > kMaxCount)
+    fail("idx::read", "{}: header claims {} labels, more than the limit of {}", path, n, kMaxCount);
   return reader.read_exact(n, {int64_t(n)}).to(torch::kInt64);
 }
 

@@ -27,9 +27,19 @@ std::vector<std::string> split_key(const std::string& dotted) {
   return parts;
 }
 
+// YAML text may hold any bytes; JSON strings must be UTF-8, or dumping the config later throws.
+const std::string& checked_utf8(const std::string& text, const YAML::Mark& mark) {
+  try {
+    (void)Json(text).dump();
+  } catch (const Json::type_error&) {
+    throw YAML::ParserException(mark, "a string that is not valid UTF-8");
+  }
+  return text;
+}
+
 // A plain (unquoted) YAML scalar keeps the type it reads as: null, bool, int, float, else string.
 Json scalar_to_json(const YAML::Node& node) {
-  const std::string& text = node.Scalar();
+  const std::string& text = checked_utf8(node.Scalar(), node.Mark());
   if (node.Tag() == "!") return text;  // quoted: always a string
   if (text.empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
     return nullptr;
@@ -64,7 +74,8 @@ Json yaml_to_json(const YAML::Node& node) {
     }
     case YAML::NodeType::Map: {
       Json object = Json::object();
-      for (const auto& kv : node) object[kv.first.as<std::string>()] = yaml_to_json(kv.second);
+      for (const auto& kv : node)
+        object[checked_utf8(kv.first.as<std::string>(), kv.first.Mark())] = yaml_to_json(kv.second);
       return object;
     }
   }

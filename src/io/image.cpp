@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <memory>
@@ -55,6 +56,75 @@ void check_planes(const char* where, const torch::Tensor& image, bool allow_batc
     fail(where, "expected a floating-point tensor, got {}", c10::toString(image.scalar_type()));
 }
 
+// The decoders load_image lets stb run, and the most pixels one file byte of each can describe:
+// PNG's deflate expands at most 1032:1 and a row may be 1 bit per pixel; a JPEG needs at least
+// 1 bit per 8x8 block; a BMP at least 1 bit per pixel. stb fills what a truncated JPEG or BMP
+// lacks with zeros, so without this bound a 700-byte file could claim 16384x16384 pixels.
+struct ImageFormat {
+  const char* name;
+  std::string magic;
+  int64_t max_pixels_per_byte;
+};
+const ImageFormat kFormats[] = {
+    {"PNG", "\x89PNG\r\n\x1a\n", 8 * 1032}, {"JPEG", "\xff\xd8", 512}, {"BMP", "BM", 8}};
+
+const ImageFormat* detect_format(std::FILE* file) {
+  char head[8] = {};
+  const size_t n = std::fread(head, 1, sizeof(head), file);
+  std::rewind(file);
+  for (const ImageFormat& f : kFormats)
+    if (n >= f.magic.size() && std::memcmp(head, f.magic.data(), f.magic.size()) == 0) return &f;
+  return nullptr;
+}
+
+// Debian's stb (2022-09) writes past its Huffman arrays when a JPEG table declares more than 256
+// codes (no check in stbi__build_huffman; found by fuzz/fuzz_image). Every byte pair FF C4 that
+// could start a DHT segment is checked the way stb reads it, before stb sees the file.
+bool jpeg_tables_fit(std::FILE* file) {
+  std::string b;
+  char chunk[1 << 16];
+  for (size_t n; (n = std::fread(chunk, 1, sizeof(chunk), file)) > 0;) b.append(chunk, n);
+  std::rewind(file);
+  auto byte = [&](size_t i) -> int64_t { return i < b.size() ? static_cast<uint8_t>(b[i]) : 0; };
+  for (size_t at = b.find("\xff\xc4"); at != std::string::npos; at = b.find("\xff\xc4", at + 1)) {
+    int64_t left = byte(at + 2) * 256 + byte(at + 3) - 2;  // stb's L
+    for (size_t p = at + 4; left > 0 && p < b.size();) {
+      int64_t codes = 0;
+      for (size_t k = 1; k <= 16; ++k) codes += byte(p + k);
+      if (codes > 256) return false;
+      p += 17 + static_cast<size_t>(codes);
+      left -= 17 + codes;
+    }
+  }
+  return true;
+}
+
+// PNG and BMP sizes straight from their headers: when stb's own limits refuse a file, stbi_info
+// answers "unknown image type", so ours are checked first to name the limit.
+bool header_size(std::FILE* file, const ImageFormat& format, int64_t& width, int64_t& height) {
+  unsigned char b[26] = {};
+  const size_t n = std::fread(b, 1, sizeof(b), file);
+  std::rewind(file);
+  auto be32 = [&](int i) {
+    return int64_t{b[i]} << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3];
+  };
+  auto le32 = [&](int i) {
+    return int64_t{static_cast<int32_t>(b[i] | b[i + 1] << 8 | b[i + 2] << 16 |
+                                        static_cast<uint32_t>(b[i + 3]) << 24)};
+  };
+  if (std::strcmp(format.name, "PNG") == 0 && n >= 24) {
+    width = be32(16);
+    height = be32(20);
+    return true;
+  }
+  if (std::strcmp(format.name, "BMP") == 0 && n >= 26) {
+    width = std::abs(le32(18));
+    height = std::abs(le32(22));  // negative: rows stored top-down
+    return true;
+  }
+  return false;
+}
+
 void check_size(const char* where, int64_t height, int64_t width) {
   if (height < 1 || width < 1 || height > kImageMaxSide || width > kImageMaxSide)
     fail(where, "expected a size in [1, {}], got {}x{}", kImageMaxSide, height, width);
@@ -77,12 +147,28 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   if (!file) fail(kWhere, "{}: cannot open: {}", path, std::strerror(errno));
 
   // Header first: a hostile file claiming a huge size is refused before anything is allocated.
+  const ImageFormat* format = detect_format(file.get());
+  if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", path);
+  if (std::strcmp(format->name, "JPEG") == 0 && !jpeg_tables_fit(file.get()))
+    fail(kWhere, "{}: not a readable image (a JPEG Huffman table with more than 256 codes)", path);
+  int64_t header_w = 0, header_h = 0;
+  if (header_size(file.get(), *format, header_w, header_h) &&
+      (header_w > kImageMaxSide || header_h > kImageMaxSide ||
+       header_w * header_h > kImageMaxPixels))
+    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path,
+         header_w, header_h, kImageMaxSide, kImageMaxPixels);
   int width = 0, height = 0, stored = 0;
   if (!stbi_info_from_file(file.get(), &width, &height, &stored))
     fail(kWhere, "{}: not a readable image ({})", path, stb_reason());
   if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
     fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path, width,
          height, kImageMaxSide, kImageMaxPixels);
+  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  if (!ec && int64_t{width} * height > file_bytes * format->max_pixels_per_byte)
+    fail(kWhere,
+         "{}: header says {}x{}, more pixels than a {}-byte {} can hold (at most {} per byte): "
+         "truncated or not an image",
+         path, width, height, file_bytes, format->name, format->max_pixels_per_byte);
 
   const int wanted = channels != 0 ? static_cast<int>(channels) : (stored <= 2 ? 1 : 3);
   int w = 0, h = 0, n = 0;

@@ -21,7 +21,7 @@ std::string class_name(const std::string& target) {
 }
 
 std::string snippet(const Json& value) {
-  std::string s = value.dump();
+  std::string s = value.dump(-1, ' ', false, Json::error_handler_t::replace);
   return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 

@@ -151,7 +151,9 @@ class Unpickler {
 
   uint8_t byte() { return *take(1); }
   const uint8_t* take(uint64_t n) {
-    if (n > size_ - pos_) error("pickle is truncated ({} bytes)", size_);
+    if (n > size_ - pos_)  // also refuses huge lengths before anything is allocated for them
+      error("pickle is truncated: {} bytes needed, {} of its {} bytes left", n, size_ - pos_,
+            size_);
     const uint8_t* p = data_ + pos_;
     pos_ += n;
     return p;

@@ -154,6 +154,31 @@ TEST(IdxDataset, HostileFilesAreClearErrors) {
   EXPECT_NE(corrupt.find("corrupt.gz"), std::string::npos) << corrupt;
 }
 
+// Counts and sizes over the limits are refused from the header, naming the limit.
+TEST(IdxDataset, AbsurdHeadersAreRefusedWithTheLimit) {
+  const std::string dir = temp_dir("absurd");
+  const std::pair<std::string, std::string> cases[] = {
+      {images_file(1u << 31, 28, 28, 16),
+       "header claims 2147483648 images, more than the limit "
+       "of 16777216"},
+      {images_file(10, 5000, 28, 16), "header claims images of 5000x28, expected 1 to 4096"},
+      {images_file(10, 28, 0, 16), "header claims images of 28x0, expected 1 to 4096"},
+      {be32(0x801) + be32(1u << 31) + "abc",
+       "header claims 2147483648 labels, more than the "
+       "limit of 16777216"},
+  };
+  for (const auto& [bytes, expected] : cases) {
+    SCOPED_TRACE(expected);
+    write_gz(dir + "/absurd.gz", bytes);
+    const bool labels = bytes.compare(0, 4, be32(0x801)) == 0;
+    const std::string message = expect_error([&] {
+      labels ? read_idx_labels(dir + "/absurd.gz") : read_idx_images(dir + "/absurd.gz");
+    });
+    EXPECT_NE(message.find(expected), std::string::npos) << message;
+    EXPECT_NE(message.find("absurd.gz"), std::string::npos) << message;
+  }
+}
+
 TEST(IdxDataset, MismatchedLabelsAndMissingFilesAreClearErrors) {
   const std::string dir = temp_dir("mismatch");
   write_gz(dir + "/train-images-idx3-ubyte.gz", images_file(3, 2, 2, 12));

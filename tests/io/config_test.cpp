@@ -99,6 +99,27 @@ TEST(Config, BadFilesAreClearErrors) {
   EXPECT_THROW(Config::from_yaml_file(dir + "/list.yaml"), Error);
 }
 
+// Found by fuzz/fuzz_config: a byte that is not UTF-8 in a YAML string passed the reader, and the
+// config then threw nlohmann's type_error (not an lf::Error) when dumped.
+TEST(Config, StringsThatAreNotUtf8AreRefusedOnRead) {
+  for (const std::string yaml :
+       {"model:\n  name: \"ab\xff\"\n", "model:\n  \xfe\xff: 3\n", "list: [1, \"\xc3\"]\n"}) {
+    SCOPED_TRACE(yaml);
+    try {
+      Config::from_yaml_string(yaml, "bad_utf8.yaml");
+      ADD_FAILURE() << "read";
+    } catch (const Error& e) {
+      const std::string message = e.what();
+      EXPECT_NE(message.find("bad_utf8.yaml: invalid YAML at line"), std::string::npos) << message;
+      EXPECT_NE(message.find("not valid UTF-8"), std::string::npos) << message;
+    }
+  }
+  EXPECT_THROW(parse_yaml_value("\"\xff\""), Error);
+  const Config fine = Config::from_yaml_string("name: \"caf\xc3\xa9\"\n");  // valid UTF-8
+  EXPECT_EQ(fine.get<std::string>("name"), "caf\xc3\xa9");
+  EXPECT_NO_THROW((void)fine.dump());
+}
+
 TEST(Config, SavesResolvedJsonThatReadsBack) {
   auto config = Config::from_yaml_string(kTamingLike);
   config.set("model.params.embed_dim=32");

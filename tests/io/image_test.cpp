@@ -292,12 +292,54 @@ TEST_F(ImageTest, HostileRandomBytesAndEmptyFile) {
 
 TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   const std::string huge = path("huge.png");
-  write_bytes(huge, png_header(100000, 100000));
-  expect_error([&] { lf::load_image(huge); }, {"[image::load]", huge});
+  write_bytes(huge, png_header(100000, 100000));  // over stb's limits too
+  expect_error([&] { lf::load_image(huge); },
+               {"[image::load]", huge, "100000x100000", "at most 16384 px per side"});
   // Within stb's own limits but over ours: refused by the size check, from the header alone.
   const std::string wide = path("wide.png");
   write_bytes(wide, png_header(20000, 16));
   expect_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
+}
+
+// Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
+// or BMP by filling in zeros, so a 744-byte file claiming 4000x4000 decoded to 16M pixels.
+TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
+  lf::save_image(path("small.jpg"), torch::zeros({3, 8, 8}));
+  std::string jpeg = lf::read_file(path("small.jpg"));
+  const size_t sof = jpeg.find("\xff\xc0");  // baseline frame header: FF C0 len P Y X
+  ASSERT_NE(sof, std::string::npos);
+  jpeg.replace(sof + 5, 4, std::string("\x0f\xa0\x0f\xa0", 4));  // 4000 x 4000
+  const std::string bomb = path("bomb.jpg");
+  write_bytes(bomb, jpeg);
+  expect_error([&] { lf::load_image(bomb); },
+               {"[image::load]", bomb, "header says 4000x4000, more pixels than a",
+                "-byte JPEG can hold (at most 512 per byte)"});
+
+  lf::save_image(path("small.bmp"), torch::zeros({3, 4, 4}));
+  std::string bmp = lf::read_file(path("small.bmp"));
+  bmp.replace(18, 8, std::string("\x00\x10\x00\x00\x00\x10\x00\x00", 8));  // 4096 x 4096
+  const std::string bmp_bomb = path("bomb.bmp");
+  write_bytes(bmp_bomb, bmp);
+  expect_error([&] { lf::load_image(bmp_bomb); },
+               {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
+
+  // Found by fuzz/fuzz_image: a Huffman table declaring over 256 codes made Debian's stb write past
+  // its arrays (UBSan: index 257 out of bounds for 'stbi_uc[257]'). Refused before stb runs.
+  std::string tables = lf::read_file(path("small.jpg"));
+  const size_t dht = tables.find("\xff\xc4");
+  ASSERT_NE(dht, std::string::npos);
+  tables[dht + 5 + 14] = static_cast<char>(200);  // code counts of lengths 15 and 16
+  tables[dht + 5 + 15] = static_cast<char>(200);
+  const std::string huffman = path("huffman.jpg");
+  write_bytes(huffman, tables);
+  expect_error([&] { lf::load_image(huffman); },
+               {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
+
+  // Formats stb knows but we neither write nor need are not decoded at all.
+  const std::string gif = path("x.png");
+  write_bytes(gif, std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
+  expect_error([&] { lf::load_image(gif); },
+               {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
 }
 
 TEST_F(ImageTest, HostileBadTensorsOnSave) {

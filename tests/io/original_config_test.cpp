@@ -184,6 +184,22 @@ std::string vq_with(const std::string& extra) {
   return std::string(kVQ) + "    " + extra + "\n";
 }
 
+// Found by fuzz/fuzz_config: quoting a value that is not UTF-8 in an error message threw
+// nlohmann's type_error instead of the lf::Error naming the key.
+TEST(OriginalConfigTest, ValuesThatAreNotUtf8AreQuotedInErrors) {
+  const Json config = {{"model",
+                        {{"target", "ldm.models.autoencoder.AutoencoderKL"},
+                         {"params", {{"embed_dim", 4}, {"ddconfig", {{"ch", "3\xff"}}}}}}}};
+  try {
+    model_config_from_original(config, "x.yaml");
+    ADD_FAILURE() << "converted";
+  } catch (const Error& e) {
+    const std::string message = e.what();
+    EXPECT_EQ(message.rfind("[original_config] x.yaml: ", 0), 0u) << message;
+    EXPECT_NE(message.find("ch: expected an integer, got \"3"), std::string::npos) << message;
+  }
+}
+
 TEST(OriginalConfigTest, RefusesWhatItCannotImport) {
   expect_error(R"(
 model:

@@ -211,7 +211,8 @@ TEST_F(TorchCheckpointTest, RefusesBrokenPickles) {
       {p2 + "I01\n."s, "protocol-0 opcode 'I'"},
       {"\x80\x09}.", "pickle protocol 9"},
       {p2 + "X\xff\xff\xff\xff"s, "pickle is truncated"},
-      {p2 + "\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"s, "pickle is truncated"},
+      {p2 + "\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"s,  // a huge length, refused unallocated
+       "pickle is truncated: 9223372036854775807 bytes needed, 0 of its 11 bytes left"},
       {p2 + "}"s, "pickle is truncated"},
       {p2 + "."s, "stack underflow"},
       {p2 + "(."s, "stack underflow"},
