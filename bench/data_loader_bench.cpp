@@ -9,6 +9,7 @@
 #include "data/dataset_factory.h"
 #include "data/idx_dataset.h"
 #include "io/image.h"
+#include "process_usage.h"
 
 namespace {
 
@@ -81,4 +82,12 @@ BENCHMARK(BM_PngFolderLoader)->Args({32, 0})->Args({32, -1})->UseRealTime();
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// Google Benchmark's main, then what the process cost the kernel (bench/process_usage.h).
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  lf::bench::print_process_usage();
+  return 0;
+}

@@ -9,6 +9,7 @@
 
 #include "core/runtime.h"
 #include "priors/gpt.h"
+#include "process_usage.h"
 
 namespace {
 
@@ -70,5 +71,6 @@ int main(int argc, char** argv) {
                 torch::equal(cached, uncached) ? "yes" : "NO");
     std::fflush(stdout);
   }
+  lf::bench::print_process_usage();
   return 0;
 }

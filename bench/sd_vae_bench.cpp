@@ -1,6 +1,8 @@
 // Stable Diffusion 1.x VAE (full size, random weights) on the CPU: encode and decode time at 256
 // and 512 px against the reference ldm modules run by Debian's python3-torch in the same run
-// (bench/sd_vae_reference.py), both as a fraction of the machine's measured float32 matmul FLOP/s,
+// (bench/sd_vae_reference.py), as users run it and with tcmalloc preloaded (what is ours beyond
+// the allocator), with the page faults and system time of each per call, both as a fraction of the
+// machine's measured float32 matmul FLOP/s and of its measured 3x3 conv FLOP/s,
 // the peak memory of decode at 512 and 1024 px with and without tiling (each measured in a
 // child process of its own, from its resident-set high-water mark), and the seam: how far tiled
 // encode/decode output is from untiled output (random SD weights at 256 px, and with --seam-model
@@ -8,6 +10,10 @@
 //
 //   build/bench/sd_vae_bench [--sizes 256 512] [--repeats 3] [--memory-sizes 512 1024]
 //                            [--tile 256] [--no-reference] [--threads N] [--seam-model RUN]
+//                            [--conv auto|direct] [--no-seam] [--conv-table]
+//
+// --conv-table only times single 3x3 layers, LibTorch's direct conv against oneDNN's Winograd
+// (the data behind the size threshold in src/models/conv_algorithm.cpp).
 //
 // Not a Google Benchmark: the reference must run in the same session and the memory cases in
 // fresh processes.
@@ -26,8 +32,11 @@
 #include "data/dataset_factory.h"
 #include "io/config.h"
 #include "models/autoencoder_kl.h"
+#include "models/conv_algorithm.h"
 #include "models/ldm_autoencoder.h"
 #include "models/model_registry.h"
+#include "models/winograd_conv.h"
+#include "process_usage.h"
 #include "resident_memory.h"
 #include "train/checkpoint.h"
 
@@ -42,6 +51,9 @@ struct Args {
   int64_t tile = 256;
   int threads = 0;
   bool reference = true;
+  bool seam = true;
+  bool conv_table = false;
+  std::string conv = "auto";
   // Child mode: "--memory-case SIZE TILE" measures one decode and prints the peak in MB.
   int64_t memory_case_size = 0;
   int64_t memory_case_tile = 0;
@@ -75,6 +87,15 @@ double matmul_gflops() {
   const auto a = torch::randn({n, n}), b = torch::randn({n, n});
   const double ms = median_ms([&] { torch::mm(a, b); }, 5);
   return 2.0 * n * n * n / (ms * 1e-3) / 1e9;
+}
+
+// LibTorch's direct 3x3 conv (oneDNN) on a decoder-sized layer, 256 ch at 128 x 128: the rate the
+// decoder's nominal FLOPs are measured against.
+double conv_gflops() {
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({1, 256, 128, 128}), w = torch::randn({256, 256, 3, 3}) * 0.02;
+  const double ms = median_ms([&] { torch::conv2d(x, w, {}, 1, 1); }, 5);
+  return 2.0 * 256 * 256 * 9 * 128 * 128 / (ms * 1e-3) / 1e9;
 }
 
 // Analytic multiply-adds of the SD encoder (+ quant_conv) and decoder (+ post_quant_conv) at
@@ -123,14 +144,61 @@ double sd_flops(const std::string& part, int64_t size) {
   return 2 * macs;
 }
 
-// Runs bench/sd_vae_reference.py and collects {part/size -> ms}.
-std::map<std::string, double> run_reference(const Args& args) {
-  std::string cmd = "/usr/bin/python3 " + std::string(LF_SOURCE_DIR) +
-                    "/bench/sd_vae_reference.py --repeats " + std::to_string(args.repeats) +
-                    " --threads " + std::to_string(torch::get_num_threads()) + " --sizes";
+struct Timing {
+  double ms = 0;
+  double faults = 0, system_s = 0;  // per call
+};
+
+// Direct (LibTorch) against Winograd (oneDNN, NCHW in and out, reorders included) per 3x3 layer.
+int print_conv_table(int repeats) {
+  if (!lf::winograd::available()) {
+    std::printf("Winograd unavailable: %s\n", lf::winograd::describe().c_str());
+    return 0;
+  }
+  std::printf("3x3 conv, stride 1, batch 1, %d threads: direct vs Winograd (%s)\n\n",
+              torch::get_num_threads(), lf::winograd::describe().c_str());
+  std::printf(
+      "| channels | H = W | GFLOP | direct (ms) | Winograd (ms) | speed-up | max rel diff |\n"
+      "|---|---|---|---|---|---|---|\n");
+  torch::NoGradGuard no_grad;
+  for (const auto& [c, side] : std::vector<std::pair<int64_t, int64_t>>{{512, 16},
+                                                                        {512, 32},
+                                                                        {512, 64},
+                                                                        {256, 32},
+                                                                        {256, 64},
+                                                                        {256, 128},
+                                                                        {128, 64},
+                                                                        {128, 128},
+                                                                        {128, 256},
+                                                                        {64, 64},
+                                                                        {64, 128}}) {
+    const auto x = torch::randn({1, c, side, side});
+    const auto w = torch::randn({c, c, 3, 3}) * (1.0 / std::sqrt(9.0 * c));
+    const auto b = torch::randn({c}) * 0.1;
+    const double direct = median_ms([&] { torch::conv2d(x, w, b, 1, 1); }, repeats);
+    const double wino = median_ms([&] { lf::winograd::conv3x3(x, w, b); }, repeats);
+    const auto ref = torch::conv2d(x, w, b, 1, 1);
+    const double rel =
+        ((lf::winograd::conv3x3(x, w, b) - ref).abs().max() / ref.abs().max()).item<double>();
+    std::printf("| %lld | %lld | %.1f | %.1f | %.1f | %.2f | %.1e |\n", static_cast<long long>(c),
+                static_cast<long long>(side), 2.0 * c * c * 9 * side * side / 1e9, direct, wino,
+                direct / wino, rel);
+    std::fflush(stdout);
+  }
+  lf::bench::print_process_usage();
+  return 0;
+}
+
+// Runs bench/sd_vae_reference.py (with `preload` in LD_PRELOAD when given) and collects
+// {part/size -> timing}.
+std::map<std::string, Timing> run_reference(const Args& args, const std::string& preload = "") {
+  std::string cmd = (preload.empty() ? "" : "LD_PRELOAD=" + preload + " ") + "/usr/bin/python3 " +
+                    std::string(LF_SOURCE_DIR) + "/bench/sd_vae_reference.py --repeats " +
+                    std::to_string(args.repeats) + " --threads " +
+                    std::to_string(torch::get_num_threads()) + " --sizes";
   for (auto s : args.sizes) cmd += " " + std::to_string(s);
   cmd += " 2>/dev/null";
-  std::map<std::string, double> result;
+  std::map<std::string, Timing> result;
   std::FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) return result;
   char buffer[4096];
@@ -139,7 +207,9 @@ std::map<std::string, double> run_reference(const Args& args) {
       const auto line = lf::Json::parse(buffer);
       if (line.contains("part") && line.contains("size") && line.contains("ms"))
         result[line["part"].get<std::string>() + "/" +
-               std::to_string(line["size"].get<int64_t>())] = line["ms"].get<double>();
+               std::to_string(line["size"].get<int64_t>())] = {line["ms"].get<double>(),
+                                                               line.value("minflt_per_call", 0.0),
+                                                               line.value("sys_s_per_call", 0.0)};
     } catch (const std::exception&) {
     }
   }
@@ -159,10 +229,10 @@ int memory_case(const Args& args) {
   return 0;
 }
 
-double measure_memory(int64_t size, int64_t tile) {
-  const std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --threads " +
-                          std::to_string(torch::get_num_threads()) + " --memory-case " +
-                          std::to_string(size) + " " + std::to_string(tile);
+double measure_memory(int64_t size, int64_t tile, const std::string& conv) {
+  const std::string cmd = "/proc/" + std::to_string(getpid()) + "/exe --conv " + conv +
+                          " --threads " + std::to_string(torch::get_num_threads()) +
+                          " --memory-case " + std::to_string(size) + " " + std::to_string(tile);
   std::FILE* pipe = popen(cmd.c_str(), "r");
   double mb = -1;
   if (pipe) {
@@ -223,6 +293,12 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(argv[++i]);
     else if (arg == "--no-reference")
       a.reference = false;
+    else if (arg == "--no-seam")
+      a.seam = false;
+    else if (arg == "--conv-table")
+      a.conv_table = true;
+    else if (arg == "--conv" && i + 1 < argc)
+      a.conv = argv[++i];
     else if (arg == "--seam-model" && i + 1 < argc)
       a.seam_model = argv[++i];
     else if (arg == "--memory-case" && i + 2 < argc) {
@@ -241,43 +317,84 @@ Args parse(int argc, char** argv) {
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   lf::set_threads(args.threads);
+  lf::set_conv_algorithm(lf::parse_conv_algorithm(args.conv));
   if (args.memory_case_size > 0) return memory_case(args);
+  if (args.conv_table) return print_conv_table(std::max(args.repeats, 3));
 
   std::printf("SD 1.x VAE, float32 CPU, batch 1, %d threads, median of %d after a warm-up\n",
               torch::get_num_threads(), args.repeats);
-  const double peak = matmul_gflops();
-  std::printf("matmul 2048^3: %.1f GFLOP/s\n\n", peak);
-  std::map<std::string, double> ours;
+  std::printf("conv: %s\nallocator: %s\n", lf::conv_algorithm_summary().c_str(),
+              lf::allocator_summary().c_str());
+  const double peak = matmul_gflops(), conv_peak = conv_gflops();
+  std::printf("matmul 2048^3: %.1f GFLOP/s; direct 3x3 conv 256 ch @ 128^2: %.1f GFLOP/s\n\n", peak,
+              conv_peak);
+  std::map<std::string, Timing> ours;
   {
     auto vae = make_sd_vae();
     torch::NoGradGuard no_grad;
+    const auto timed = [&](auto&& fn) {
+      Timing t;
+      fn();  // warm-up, outside the usage window
+      const auto before = lf::bench::process_usage();
+      std::vector<double> ms;
+      for (int i = 0; i < args.repeats; ++i) {
+        const auto start = Clock::now();
+        fn();
+        ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - start).count());
+      }
+      std::sort(ms.begin(), ms.end());
+      t.ms = ms[ms.size() / 2];
+      const auto u = lf::bench::per_call(before, lf::bench::process_usage(), args.repeats);
+      t.faults = static_cast<double>(u.minor_faults);
+      t.system_s = u.system_s;
+      return t;
+    };
     for (auto size : args.sizes) {
       const auto x = torch::rand({1, 3, size, size}) * 2 - 1;
       const auto z = torch::randn({1, 4, size / 8, size / 8});
-      ours["encode/" + std::to_string(size)] =
-          median_ms([&] { vae->encode_moments(x); }, args.repeats);
-      ours["decode/" + std::to_string(size)] =
-          median_ms([&] { vae->decode_latents(z); }, args.repeats);
+      ours["encode/" + std::to_string(size)] = timed([&] { vae->encode_moments(x); });
+      ours["decode/" + std::to_string(size)] = timed([&] { vae->decode_latents(z); });
     }
   }
-  const auto reference = args.reference ? run_reference(args) : std::map<std::string, double>{};
+  const char* tcmalloc = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
+  const bool have_tcmalloc = std::ifstream(tcmalloc).good();
+  const auto reference = args.reference ? run_reference(args) : std::map<std::string, Timing>{};
+  const auto reference_tc = args.reference && have_tcmalloc ? run_reference(args, tcmalloc)
+                                                            : std::map<std::string, Timing>{};
+  if (args.reference && !have_tcmalloc)
+    std::printf("(%s missing: no tcmalloc reference; scripts/setup.sh installs it)\n", tcmalloc);
   std::printf(
-      "| part | size | GFLOP | ours (ms) | ours, %% of matmul | ldm reference (ms) | "
-      "reference, %% of matmul | ratio (ref / ours) |\n|---|---|---|---|---|---|---|---|\n");
+      "| part | size | GFLOP | ours (ms) | ours: faults, sys s / call | ours, %% of matmul | "
+      "ours, %% of conv | ldm reference (ms) | ref: faults, sys s / call | ratio (ref / ours) | "
+      "reference + tcmalloc (ms) | ratio (ref+tc / ours) |\n"
+      "|---|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const char* part : {"encode", "decode"}) {
     for (auto size : args.sizes) {
       const std::string key = std::string(part) + "/" + std::to_string(size);
-      const double flops = sd_flops(part, size), ms = ours[key];
+      const double flops = sd_flops(part, size);
+      const Timing& t = ours[key];
+      const auto pct = [&](double ms, double rate) {
+        return 100.0 * flops / (ms * 1e-3) / (rate * 1e9);
+      };
+      std::printf("| %s | %lld | %.0f | %.0f | %.0f, %.2f | %.0f%% | %.0f%% |", part,
+                  static_cast<long long>(size), flops / 1e9, t.ms, t.faults, t.system_s,
+                  pct(t.ms, peak), pct(t.ms, conv_peak));
       const auto ref = reference.find(key);
-      const auto pct = [&](double t) { return 100.0 * flops / (t * 1e-3) / (peak * 1e9); };
       if (ref != reference.end())
-        std::printf("| %s | %lld | %.0f | %.0f | %.0f%% | %.0f | %.0f%% | %.2f |\n", part,
-                    static_cast<long long>(size), flops / 1e9, ms, pct(ms), ref->second,
-                    pct(ref->second), ref->second / ms);
+        std::printf(" %.0f | %.0f, %.2f | %.2f |", ref->second.ms, ref->second.faults,
+                    ref->second.system_s, ref->second.ms / t.ms);
       else
-        std::printf("| %s | %lld | %.0f | %.0f | %.0f%% | - | - | - |\n", part,
-                    static_cast<long long>(size), flops / 1e9, ms, pct(ms));
+        std::printf(" - | - | - |");
+      const auto tc = reference_tc.find(key);
+      if (tc != reference_tc.end())
+        std::printf(" %.0f | %.2f |\n", tc->second.ms, tc->second.ms / t.ms);
+      else
+        std::printf(" - | - |\n");
     }
+  }
+  if (!args.seam) {
+    lf::bench::print_process_usage();
+    return 0;
   }
   std::printf(
       "\nSeam: tiled vs untiled output (PSNR against the untiled output, peak = its "
@@ -315,8 +432,9 @@ int main(int argc, char** argv) {
         "overlap %lld):\n| size | untiled | tiled |\n|---|---|---|\n",
         static_cast<long long>(args.tile), static_cast<long long>(args.tile / 4));
     for (auto size : args.memory_sizes)
-      std::printf("| %lld | %.0f | %.0f |\n", static_cast<long long>(size), measure_memory(size, 0),
-                  measure_memory(size, args.tile));
+      std::printf("| %lld | %.0f | %.0f |\n", static_cast<long long>(size),
+                  measure_memory(size, 0, args.conv), measure_memory(size, args.tile, args.conv));
   }
+  lf::bench::print_process_usage();
   return 0;
 }

@@ -11,7 +11,7 @@ Parts timed, batch 1, under torch.no_grad():
   encode   encoder + quant_conv            (image [1,3,S,S] -> moments [1,8,S/8,S/8])
   decode   post_quant_conv + decoder       (latent [1,4,S/8,S/8] -> image [1,3,S,S])
 Each (part, size) is run once to warm up, then --repeats times; one JSON line per (part, size)
-with the median, e.g.
+with the median and what the kernel charged per call (minor page faults, system and user time), e.g.
   {"impl": "pytorch-reference", "part": "decode", "size": 256, "ms": 1234.5, ...}
 
 --flops adds the analytic count of each part (convolutions, including the 1x1 q/k/v/proj_out and
@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import statistics
 import sys
 import time
@@ -148,16 +149,22 @@ def part_input(part, size, gen):
 def time_call(fn, repeats):
     fn()  # warm-up
     runs = []
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
         runs.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(runs), runs
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    usage = {"minflt_per_call": (after.ru_minflt - before.ru_minflt) // repeats,
+             "sys_s_per_call": round((after.ru_stime - before.ru_stime) / repeats, 3),
+             "user_s_per_call": round((after.ru_utime - before.ru_utime) / repeats, 3),
+             "peak_rss_mb": round(after.ru_maxrss / 1024)}
+    return statistics.median(runs), runs, usage
 
 
 def matmul_peak(threads, n=2048, repeats=5):
     a, b = torch.randn(n, n), torch.randn(n, n)
-    ms, _ = time_call(lambda: torch.mm(a, b), repeats)
+    ms, _, _ = time_call(lambda: torch.mm(a, b), repeats)
     return {"impl": "pytorch-reference", "part": "matmul_peak", "n": n, "threads": threads,
             "ms": round(ms, 3), "gflop_per_s": round(2 * n ** 3 / ms / 1e6, 2)}
 
@@ -210,9 +217,9 @@ def main():
             if not args.count_only:
                 x = part_input(part, size, gen)
                 with torch.no_grad():
-                    ms, runs = time_call(lambda: run_part(model, part, x), args.repeats)
+                    ms, runs, usage = time_call(lambda: run_part(model, part, x), args.repeats)
                 line.update(ms=round(ms, 3), runs_ms=[round(r, 3) for r in runs],
-                            repeats=args.repeats)
+                            repeats=args.repeats, **usage)
                 if args.flops:
                     line["gflop_per_s"] = round(line["flops"] / ms / 1e6, 2)
             print(json.dumps(line), flush=True)

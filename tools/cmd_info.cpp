@@ -1,9 +1,11 @@
-// `latentforge info`: version, LibTorch version, devices and threads.
+// `latentforge info`: version, LibTorch version, devices, threads and the CPU conv path.
 #include <cstdio>
 
 #include "cli.h"
+#include "core/allocator.h"
 #include "core/runtime.h"
 #include "core/torch_compat.h"
+#include "models/conv_algorithm.h"
 
 namespace lf::cli {
 
@@ -19,6 +21,8 @@ void register_info(CLI::App& app, const GlobalOptions& globals) {
     std::printf("cuda        %s\n",
                 gpus > 0 ? (std::to_string(gpus) + " device(s)").c_str() : "not available");
     std::printf("device      %s\n", device.str().c_str());
+    std::printf("conv        %s\n", conv_algorithm_summary().c_str());
+    std::printf("allocator   %s\n", allocator_summary().c_str());
   });
 }
 

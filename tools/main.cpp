@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/runtime.h"
+#include "models/conv_algorithm.h"
 
 namespace lf::cli {
 
@@ -42,6 +43,15 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->envname("LF_THREADS")
       ->check(CLI::NonNegativeNumber);
+  // Applied while parsing (before any subcommand runs); `info` shows the resulting choice.
+  app.add_option_function<std::string>(
+         "--conv",
+         [](const std::string& name) { lf::set_conv_algorithm(lf::parse_conv_algorithm(name)); },
+         "3x3 convolutions on the CPU: auto (oneDNN Winograd for large inference layers on "
+         "avx512_core CPUs) or direct (LibTorch's convolution only)")
+      ->default_str("auto")
+      ->envname("LF_CONV")
+      ->check(CLI::IsMember({"auto", "direct"}));
   app.add_option("--seed", globals.seed, "random seed")->capture_default_str()->envname("LF_SEED");
   app.add_option("--log-level", globals.log_level, "trace, debug, info, warn, error or off")
       ->capture_default_str()

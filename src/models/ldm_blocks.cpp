@@ -5,6 +5,8 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/conv_algorithm.h"
+#include "models/upsample_fold.h"
 
 namespace lf {
 namespace nn = torch::nn;
@@ -46,9 +48,15 @@ LdmResnetBlockImpl::LdmResnetBlockImpl(int64_t in_channels, int64_t out_channels
 }
 
 torch::Tensor LdmResnetBlockImpl::forward(const torch::Tensor& x) {
-  auto h = conv1(swish(norm1(x)));
-  h = conv2(dropout(swish(norm2(h))));
-  return (nin_shortcut ? nin_shortcut(x) : x) + h;
+  // Without autograd, swish overwrites the fresh GroupNorm output instead of allocating another
+  // activation; the 3x3 convs go through conv_forward (Winograd where it wins, see
+  // conv_algorithm.h).
+  const bool inference = !torch::GradMode::is_enabled();
+  const auto act = [&](torch::Tensor t) { return inference ? torch::silu_(t) : swish(t); };
+  auto h = conv_forward(*conv1, act(norm1(x)));      // [N, out, H, W]
+  h = conv_forward(*conv2, dropout(act(norm2(h))));  // [N, out, H, W]
+  // Adding into the conv output is safe under autograd too: conv's backward does not need it.
+  return h.add_(nin_shortcut ? nin_shortcut(x) : x);
 }
 
 LdmAttnBlockImpl::LdmAttnBlockImpl(int64_t channels) {
@@ -99,10 +107,10 @@ LdmUpsampleImpl::LdmUpsampleImpl(int64_t channels, bool with_conv) {
 }
 
 torch::Tensor LdmUpsampleImpl::forward(const torch::Tensor& x) {
-  auto up = F::interpolate(x, F::InterpolateFuncOptions()
-                                  .scale_factor(std::vector<double>{2.0, 2.0})
-                                  .mode(torch::kNearest));
-  return conv ? conv(up) : up;
+  if (conv) return upsample_conv_folded(x, conv->weight, conv->bias);  // see upsample_fold.h
+  return F::interpolate(x, F::InterpolateFuncOptions()
+                               .scale_factor(std::vector<double>{2.0, 2.0})
+                               .mode(torch::kNearest));
 }
 
 }  // namespace lf

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "models/nearest_code.h"
 
 namespace lf {
 
@@ -94,26 +95,7 @@ torch::Tensor VectorQuantizerImpl::codebook() const {
 
 torch::Tensor VectorQuantizerImpl::nearest_in(const torch::Tensor& x,
                                               const torch::Tensor& codes) const {
-  torch::NoGradGuard no_grad;
-  const int64_t m = x.size(0), k = codes.size(0);
-  // Automatic chunks bound the distance buffer to 32 MB of float32 (8192 rows at K = 1024).
-  const int64_t auto_rows =
-      std::clamp<int64_t>((int64_t{32} << 20) / (4 * std::max<int64_t>(k, 1)), 256, 8192);
-  const int64_t chunk = std::min(options_.chunk_size() > 0 ? options_.chunk_size() : auto_rows,
-                                 std::max<int64_t>(m, 1));
-  auto indices = torch::empty({m}, x.options().dtype(torch::kLong));  // [M]
-  auto codes_t = codes.t();                                           // [D', K]
-  auto codes_sq = codes.pow(2).sum(1);                                // [K]
-  auto dist_buffer = torch::empty({chunk, k}, x.options());           // [chunk, K]
-  for (int64_t start = 0; start < m; start += chunk) {
-    const int64_t rows = std::min(chunk, m - start);
-    // ||x||^2 - 2 x e^T + ||e||^2 without ||x||^2: it is the same for every code of a row.
-    auto dist = dist_buffer.narrow(0, 0, rows);
-    torch::addmm_out(dist, codes_sq, x.narrow(0, start, rows), codes_t, /*beta=*/1, /*alpha=*/-2);
-    auto out = indices.narrow(0, start, rows);
-    torch::argmin_out(out, dist, 1);
-  }
-  return indices;
+  return nearest_code(x, codes, options_.chunk_size());  // [M]
 }
 
 torch::Tensor VectorQuantizerImpl::nearest(const torch::Tensor& z_flat) {

@@ -1,0 +1,22 @@
+// Backend of conv_algorithm.cpp: a 3x3, stride 1, padding 1 float32 CPU convolution through
+// oneDNN's Winograd (winograd_conv_onednn.cpp), or a stub when built without oneDNN
+// (winograd_conv_none.cpp; CMake option LF_ONEDNN_WINOGRAD picks the file).
+#pragma once
+
+#include <torch/torch.h>
+
+#include <string>
+
+namespace lf::winograd {
+
+// oneDNN has a Winograd implementation for this CPU (its effective ISA, which honours
+// ONEDNN_MAX_CPU_ISA). Probed once.
+bool available();
+// "oneDNN 2.6.3, avx512_core" or why it is unavailable.
+std::string describe();
+// x: [N, C, H, W] float32 contiguous CPU; weight [O, C, 3, 3]; bias [O] or undefined.
+// -> [N, O, H, W]. The transformed weight is cached until weight changes (version, storage).
+torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias);
+
+}  // namespace lf::winograd

@@ -1,0 +1,19 @@
+// Built without oneDNN (LF_ONEDNN_WINOGRAD=OFF): no Winograd path, LibTorch's convolution only.
+#include "core/error.h"
+#include "models/winograd_conv.h"
+
+namespace lf::winograd {
+
+bool available() {
+  return false;
+}
+
+std::string describe() {
+  return "not built (LF_ONEDNN_WINOGRAD=OFF)";
+}
+
+torch::Tensor conv3x3(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  fail("winograd::conv3x3", "this build has no oneDNN Winograd path (LF_ONEDNN_WINOGRAD=OFF)");
+}
+
+}  // namespace lf::winograd
