@@ -19,6 +19,10 @@ OUT=${SOAK_DIR:-runs/soak_$NAME}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 
+log_lines() {  # records in the killed run's log so far
+  if [ -f "$RUN/log.jsonl" ]; then wc -l <"$RUN/log.jsonl"; else echo 0; fi
+}
+
 verify_checkpoints() {  # run folder: every complete checkpoint must load in Python
   /usr/bin/python3 - "$1" <<'PY'
 import json, os, struct, sys
@@ -79,10 +83,13 @@ while true; do
       sleep 0.005
     done
   else
-    # Anywhere from start-up to well into training: on average 1/KILLS of the uninterrupted time
-    # past a second of start-up, so the kills spread over the whole run.
-    sleep "$(awk -v r=$RANDOM -v t="$reference_s" -v k="$KILLS" \
-      'BEGIN { printf "%.3f", 1 + 2 * r / 32767 * t / k }')"
+    # A random point of progress, whatever the machine's speed: after 0-4 more log records than
+    # the run had when it was resumed (0 = during start-up), then up to half a second more.
+    target=$(($(log_lines) + RANDOM % 5))
+    while kill -0 $pid 2>/dev/null && [ "$(log_lines)" -lt $target ]; do
+      sleep 0.05
+    done
+    sleep "$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", r / 32767 / 2 }')"
   fi
   if ! kill -0 $pid 2>/dev/null; then  # finished before the kill: a complete run
     wait $pid || { echo "soak: a resume failed (see $OUT/killed.log)"; exit 1; }
@@ -95,7 +102,7 @@ while true; do
   wait $pid 2>/dev/null || true
   kills=$((kills + 1))
   [ $writing = yes ] && during_write=$((during_write + 1))
-  step=$(tail -c 300 "$RUN/log.jsonl" 2>/dev/null | grep -o '"step":[0-9]*' | tail -1 | cut -d: -f2)
+  step=$( (tail -c 300 "$RUN/log.jsonl" 2>/dev/null || true) | (grep -o '"step":[0-9]*' || true) | tail -1 | cut -d: -f2)
   n=$(verify_checkpoints "$RUN") || { echo "soak: unreadable checkpoint after kill $kills"; exit 1; }
   checked=$((checked + n))
   echo "kill $kills: last logged step ${step:-none}, during a checkpoint write: $writing, $n checkpoints readable"

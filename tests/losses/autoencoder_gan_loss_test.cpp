@@ -43,11 +43,15 @@ void expect_parity(const std::function<AutoencoderGANLoss()>& make, const std::s
     const LossOutput g = loss->generator_loss(x, x_rec, fx.at("regulariser"), step, last_layer);
     EXPECT_EQ(g.loss.scalar_type(), precision.dtype);
     const double tol = precision.forward;
-    expect_close(g.loss, fx.at("out.loss"), tol, "loss");
-    expect_close(g.logs.at("loss"), fx.at("out.loss"), tol, "logs.loss");
+    // The adaptive weight is a ratio of two gradient norms at the last layer, and the loss is
+    // scaled by it: held to the gradient tolerance (on AVX2, float32 LPIPS gradients route through
+    // other ReLU / max-pool ties and move d_weight by ~0.4%).
+    const double tol_adaptive = std::max(tol, precision.gradient);
+    expect_close(g.loss, fx.at("out.loss"), tol_adaptive, "loss");
+    expect_close(g.logs.at("loss"), fx.at("out.loss"), tol_adaptive, "logs.loss");
     expect_close(g.logs.at("loss_nll"), fx.at("log.nll_loss"), tol, "loss_nll");
     expect_close(g.logs.at("loss_g"), fx.at("log.g_loss"), tol, "loss_g");
-    expect_close(g.logs.at("d_weight"), fx.at("log.d_weight"), tol, "d_weight");
+    expect_close(g.logs.at("d_weight"), fx.at("log.d_weight"), tol_adaptive, "d_weight");
     // taming logs disc_factor as torch.tensor(0.8): a float32 value even in a float64 run.
     expect_close(g.logs.at("disc_factor"), fx.at("log.disc_factor"), std::max(tol, 1e-7),
                  "disc_factor");
