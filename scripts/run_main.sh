@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash scripts/build.sh
+bash scripts/build.sh --target latentforge  # the CLI and its library only: no tests, no benchmarks
 ./build/latentforge train --config configs/vqvae_fashion.yaml --out runs/main --force

@@ -65,7 +65,7 @@ kills=0 during_write=0 resumes=0 checked=0
 RUN="$OUT/killed"
 start=$(date +%s.%N)
 while true; do
-  if [ $resumes -eq 0 ]; then
+  if [ ! -f "$RUN/config.json" ]; then  # nothing written yet (or killed before it was): start
     cmd=(train --config "$CONFIG" --out "$RUN" --no-report "${OVERRIDES[@]}")
   else
     cmd=(train --resume "$RUN" --no-report)
