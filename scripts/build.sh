@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Configures and builds latentforge in ./build (Release, Ninja, ccache and precompiled headers).
+# Configures and builds latentforge in ./build (Release, Ninja, ccache, unity batches).
 # Leading `--target NAME` arguments build only those targets (run_main.sh: just the CLI and the
 # library, no tests or benchmarks); the other arguments go to cmake, e.g.
 #   -DCMAKE_PREFIX_PATH=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')

@@ -5,10 +5,10 @@
 
 #include <cctype>
 #include <cmath>
-#include <fstream>
 
 #include "core/error.h"
 #include "models/ldm_autoencoder.h"
+#include "models/memory_options.h"
 #include "models/model_import.h"
 
 namespace lf::cli {
@@ -32,19 +32,6 @@ void add_model_source(CLI::App* cmd, ModelSource& s, bool required) {
   group->require_option(required ? 1 : 0, 2);
   cmd->add_flag("--no-ema", s.no_ema, "use the raw weights even when EMA weights exist");
 }
-
-namespace {
-
-// A "Field:   123 kB" line of a /proc file, in bytes; -1 when absent.
-int64_t proc_kb_field(const char* path, const std::string& field) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field, 0) == 0) return std::stoll(line.substr(field.size())) * 1024;
-  return -1;
-}
-
-}  // namespace
 
 int64_t parse_bytes(const std::string& text, const char* where) {
   size_t used = 0;
@@ -98,39 +85,12 @@ LoadedModel open_model_source(const ModelSource& s, torch::Device device) {
     loaded.weights_path = s.weights;
     loaded.model->to(device);
   }
-  auto* ldm = dynamic_cast<LdmAutoencoderImpl*>(loaded.model.get());
-  const bool memory_options = s.tile > 0 || s.stream || !s.max_memory.empty();
-  if (memory_options && !ldm)
-    fail("model",
-         "--tile, --stream and --max-memory need a VQGAN or KL autoencoder; this model "
-         "is a {}",
-         loaded.model->kind());
-  if (s.tile > 0 && (s.stream || !s.max_memory.empty()))
-    fail("model",
-         "--tile (blended tiles) and --stream / --max-memory (exact streaming) are "
-         "alternatives; choose one");
-  if (s.tile > 0) {
-    const int64_t f = ldm->factor();
-    const int64_t overlap = s.tile_overlap >= 0 ? s.tile_overlap : s.tile / 4 / f * f;
-    ldm->set_tiling({s.tile, overlap});
-  } else if (ldm && device.is_cpu()) {
-    // The bound covers the whole process: what is resident now (weights, runtime) is taken off.
-    MemoryPlan plan;
-    plan.stream(s.stream);
-    const int64_t resident = std::max<int64_t>(0, proc_kb_field("/proc/self/status", "VmRSS:"));
-    if (!s.max_memory.empty()) {
-      const int64_t bound = parse_bytes(s.max_memory, "--max-memory");
-      if (bound <= resident)
-        fail("--max-memory", "{} is less than the {:.0f} MiB the loaded model already takes",
-             s.max_memory, static_cast<double>(resident) / (1 << 20));
-      plan.max_bytes(bound - resident);
-    } else if (const int64_t avail = proc_kb_field("/proc/meminfo", "MemAvailable:"); avail > 0) {
-      plan.max_bytes(avail / 10 * 8);
-    }
-    ldm->set_memory_plan(plan);
-  } else if (s.stream || !s.max_memory.empty()) {
-    fail("model", "--stream and --max-memory bound host memory: they need --device cpu");
-  }
+  MemoryOptions memory;
+  memory.tile = s.tile;
+  memory.tile_overlap = s.tile_overlap;
+  memory.stream = s.stream;
+  if (!s.max_memory.empty()) memory.max_bytes = parse_bytes(s.max_memory, "--max-memory");
+  apply_memory_options(*loaded.model, memory, device);
   return loaded;
 }
 

@@ -7,7 +7,7 @@
 namespace lf {
 
 namespace {
-std::string join(const std::vector<std::string>& names, size_t max_shown = 8) {
+std::string name_list(const std::vector<std::string>& names, size_t max_shown = 8) {
   std::string out;
   for (size_t i = 0; i < names.size() && i < max_shown; ++i) out += (i ? ", " : "") + names[i];
   if (names.size() > max_shown) out += fmt::format(" (+{} more)", names.size() - max_shown);
@@ -17,8 +17,8 @@ std::string join(const std::vector<std::string>& names, size_t max_shown = 8) {
 
 std::string LoadReport::summary() const {
   std::string s = fmt::format("loaded {} tensors", loaded);
-  if (!missing.empty()) s += "; missing: " + join(missing);
-  if (!unexpected.empty()) s += "; unexpected: " + join(unexpected);
+  if (!missing.empty()) s += "; missing: " + name_list(missing);
+  if (!unexpected.empty()) s += "; unexpected: " + name_list(unexpected);
   return s;
 }
 

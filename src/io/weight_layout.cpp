@@ -58,7 +58,7 @@ std::optional<int64_t> parse_index(const std::string& s) {
   return std::strtoll(s.c_str(), nullptr, 10);
 }
 
-std::string join(const std::vector<std::string>& parts, size_t from) {
+std::string dotted_from(const std::vector<std::string>& parts, size_t from) {
   std::string out;
   for (size_t i = from; i < parts.size(); ++i) out += (i > from ? "." : "") + parts[i];
   return out;
@@ -117,7 +117,7 @@ class DiffusersMapper {
     const auto parts = split(key);
     if (parts.size() < 3 || (parts[0] != "encoder" && parts[0] != "decoder")) return {};
     const std::string& coder = parts[0];
-    const std::string rest1 = join(parts, 1);
+    const std::string rest1 = dotted_from(parts, 1);
     for (const char* conv : {"conv_in", "conv_out"})
       for (const char* p : {".weight", ".bias"})
         if (rest1 == std::string(conv) + p) return key;
@@ -125,7 +125,7 @@ class DiffusersMapper {
       return coder + ".norm_out." + parts[2];
     if (parts[1] == "mid_block" && parts.size() > 4) {
       const auto j = parse_index(parts[3]);
-      const std::string rest = join(parts, 4);
+      const std::string rest = dotted_from(parts, 4);
       if (parts[2] == "resnets" && j && *j < 2)
         if (auto p = resnet_param(rest))
           return coder + ".mid.block_" + std::to_string(*j + 1) + "." + *p;
@@ -140,7 +140,7 @@ class DiffusersMapper {
     if (!i || !j) return {};
     const std::string level = down ? coder + ".down." + std::to_string(*i)
                                    : coder + ".up." + std::to_string(num_up_ - 1 - *i);
-    const std::string rest = join(parts, 5);
+    const std::string rest = dotted_from(parts, 5);
     if (parts[3] == "resnets")
       if (auto p = resnet_param(rest)) return level + ".block." + std::to_string(*j) + "." + *p;
     if (parts[3] == "attentions")

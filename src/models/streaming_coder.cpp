@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "models/conv_algorithm.h"
 
 namespace lf {
 namespace {
@@ -99,7 +100,7 @@ std::vector<Step> encoder_steps(LdmEncoderImpl& e) {
 torch::Tensor run_whole(const Step& s, const torch::Tensor& x) {
   switch (s.kind) {
     case StepKind::conv:
-      return s.conv->forward(x);
+      return conv_forward(*s.conv, x);
     case StepKind::resnet:
       return s.block->forward(x);
     case StepKind::attn:
@@ -109,7 +110,7 @@ torch::Tensor run_whole(const Step& s, const torch::Tensor& x) {
     case StepKind::downsample:
       return s.down->forward(x);
     case StepKind::out: {
-      auto y = s.conv->forward(swish(s.norm->forward(x)));
+      auto y = conv_forward(*s.conv, swish(s.norm->forward(x)));
       return s.tanh ? torch::tanh(y) : y;
     }
   }
@@ -160,7 +161,7 @@ torch::Tensor crop(const Band& band, int64_t begin, int64_t end) {
 // right).
 Band conv_band(torch::nn::Conv2dImpl& conv, const Band& in, int64_t height) {
   const int64_t margin = conv.weight.size(2) / 2;
-  auto y = conv.forward(in.t);
+  auto y = conv_forward(conv, in.t);  // Winograd where it wins, as in the untiled decoder
   if (y.size(2) != in.t.size(2))
     fail(kWhere, "expected a 'same' convolution, got {} rows from {}", y.size(2), in.t.size(2));
   const int64_t begin = in.start > 0 ? in.start + margin : 0;

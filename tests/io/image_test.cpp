@@ -49,7 +49,7 @@ torch::Tensor quantised_random(int64_t c, int64_t h, int64_t w) {
 
 // Expects `fn` to throw lf::Error whose message contains every one of `parts`.
 template <typename Fn>
-void expect_error(Fn fn, const std::vector<std::string>& parts) {
+void expect_image_error(Fn fn, const std::vector<std::string>& parts) {
   try {
     fn();
     ADD_FAILURE() << "expected lf::Error";
@@ -157,7 +157,7 @@ TEST_F(ImageTest, ChannelsConversion) {
   ASSERT_EQ(three.sizes(), (std::vector<int64_t>{3, 6, 7}));
   for (int c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(three[c], one[0]));
 
-  expect_error([&] { lf::load_image(path("gray.png"), 2); }, {"[image::load]", "channels", "2"});
+  expect_image_error([&] { lf::load_image(path("gray.png"), 2); }, {"[image::load]", "channels", "2"});
 }
 
 TEST_F(ImageTest, Uint8ConversionClampsAndRounds) {
@@ -167,7 +167,7 @@ TEST_F(ImageTest, Uint8ConversionClampsAndRounds) {
   ASSERT_EQ(pixels.scalar_type(), torch::kUInt8);
   const std::vector<int> expected = {0, 0, 128, 255, 255, 128};
   for (int i = 0; i < 6; ++i) EXPECT_EQ(pixels.view(-1)[i].item<int>(), expected[i]) << i;
-  expect_error([] { lf::from_uint8_hwc(torch::zeros({2, 2, 3})); }, {"uint8 [H,W,C]"});
+  expect_image_error([] { lf::from_uint8_hwc(torch::zeros({2, 2, 3})); }, {"uint8 [H,W,C]"});
 }
 
 TEST_F(ImageTest, CenterCropResizeShapeConstantAndGradient) {
@@ -198,7 +198,7 @@ TEST_F(ImageTest, CenterCropResizeShapeConstantAndGradient) {
   EXPECT_LT(tall[1][2][7][0].item<float>(), -0.85f);
   EXPECT_GT(tall[1][2][7][7].item<float>(), 0.85f);
 
-  expect_error([&] { lf::center_crop_resize(constant, 0, 32); }, {"[image::center_crop_resize]"});
+  expect_image_error([&] { lf::center_crop_resize(constant, 0, 32); }, {"[image::center_crop_resize]"});
 }
 
 TEST_F(ImageTest, ResizeDownsamplingAverages) {
@@ -216,7 +216,7 @@ TEST_F(ImageTest, ResizeDownsamplingAverages) {
   EXPECT_TRUE(torch::allclose(up, torch::full_like(up, -0.5f), 0, 1e-5));
   EXPECT_TRUE(torch::equal(lf::resize_image(image, 64, 64), image));
 
-  expect_error(
+  expect_image_error(
       [&] {
         lf::resize_image(torch::zeros({8, 8}), 4, 4);
       },
@@ -251,7 +251,7 @@ TEST_F(ImageTest, MakeGridLayout) {
 
   lf::save_grid(path("grid.png"), images, 4);
   EXPECT_EQ(lf::load_image(path("grid.png")).sizes(), (std::vector<int64_t>{c, side, side}));
-  expect_error([&] { lf::make_grid(images[0], 4); }, {"[image::make_grid]", "[N,C,H,W]"});
+  expect_image_error([&] { lf::make_grid(images[0], 4); }, {"[image::make_grid]", "[N,C,H,W]"});
 }
 
 TEST_F(ImageTest, IsImagePath) {
@@ -266,8 +266,8 @@ TEST_F(ImageTest, IsImagePath) {
 
 TEST_F(ImageTest, HostileMissingFile) {
   const std::string missing = path("missing.png");
-  expect_error([&] { lf::load_image(missing); }, {"[image::load]", missing, "no such file"});
-  expect_error([&] { lf::load_image(dir_.string()); }, {"[image::load]", "no such file"});
+  expect_image_error([&] { lf::load_image(missing); }, {"[image::load]", missing, "no such file"});
+  expect_image_error([&] { lf::load_image(dir_.string()); }, {"[image::load]", "no such file"});
 }
 
 TEST_F(ImageTest, HostileTruncatedPng) {
@@ -276,29 +276,29 @@ TEST_F(ImageTest, HostileTruncatedPng) {
   ASSERT_GT(bytes.size(), 1000u);
   const std::string cut = path("cut.png");
   write_bytes(cut, bytes.substr(0, bytes.size() / 2));
-  expect_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "cannot decode ("});
+  expect_image_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "cannot decode ("});
   write_bytes(cut, bytes.substr(0, 20));  // cut inside IHDR
-  expect_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "not a readable image ("});
+  expect_image_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "not a readable image ("});
 }
 
 TEST_F(ImageTest, HostileRandomBytesAndEmptyFile) {
   const std::string noise = path("noise.png");
   write_bytes(noise, std::string("this is not an image at all, just some text\x01\x02\x03", 47));
-  expect_error([&] { lf::load_image(noise); }, {"[image::load]", noise, "not a readable image ("});
+  expect_image_error([&] { lf::load_image(noise); }, {"[image::load]", noise, "not a readable image ("});
   const std::string empty = path("empty.jpg");
   write_bytes(empty, "");
-  expect_error([&] { lf::load_image(empty); }, {"[image::load]", empty});
+  expect_image_error([&] { lf::load_image(empty); }, {"[image::load]", empty});
 }
 
 TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   const std::string huge = path("huge.png");
   write_bytes(huge, png_header(100000, 100000));  // over stb's limits too
-  expect_error([&] { lf::load_image(huge); },
+  expect_image_error([&] { lf::load_image(huge); },
                {"[image::load]", huge, "100000x100000", "at most 16384 px per side"});
   // Within stb's own limits but over ours: refused by the size check, from the header alone.
   const std::string wide = path("wide.png");
   write_bytes(wide, png_header(20000, 16));
-  expect_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
+  expect_image_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
 }
 
 // Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
@@ -311,7 +311,7 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   jpeg.replace(sof + 5, 4, std::string("\x0f\xa0\x0f\xa0", 4));  // 4000 x 4000
   const std::string bomb = path("bomb.jpg");
   write_bytes(bomb, jpeg);
-  expect_error([&] { lf::load_image(bomb); },
+  expect_image_error([&] { lf::load_image(bomb); },
                {"[image::load]", bomb, "header says 4000x4000, more pixels than a",
                 "-byte JPEG can hold (at most 512 per byte)"});
 
@@ -320,7 +320,7 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   bmp.replace(18, 8, std::string("\x00\x10\x00\x00\x00\x10\x00\x00", 8));  // 4096 x 4096
   const std::string bmp_bomb = path("bomb.bmp");
   write_bytes(bmp_bomb, bmp);
-  expect_error([&] { lf::load_image(bmp_bomb); },
+  expect_image_error([&] { lf::load_image(bmp_bomb); },
                {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
 
   // Found by fuzz/fuzz_image: a Huffman table declaring over 256 codes made Debian's stb write past
@@ -332,31 +332,31 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   tables[dht + 5 + 15] = static_cast<char>(200);
   const std::string huffman = path("huffman.jpg");
   write_bytes(huffman, tables);
-  expect_error([&] { lf::load_image(huffman); },
+  expect_image_error([&] { lf::load_image(huffman); },
                {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
 
   // Formats stb knows but we neither write nor need are not decoded at all.
   const std::string gif = path("x.png");
   write_bytes(gif, std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
-  expect_error([&] { lf::load_image(gif); },
+  expect_image_error([&] { lf::load_image(gif); },
                {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
 }
 
 TEST_F(ImageTest, HostileBadTensorsOnSave) {
   const std::string out = path("out.png");
-  expect_error(
+  expect_image_error(
       [&] {
         lf::save_image(out, torch::zeros({5, 8, 8}));
       },
       {"[image::save]", out, "expected [C,H,W] with C in {1,3}, got [5, 8, 8]"});
-  expect_error([&] { lf::save_image(out, torch::zeros({8, 8})); }, {"[image::save]", "[8, 8]"});
-  expect_error([&] { lf::save_image(out, torch::zeros({2, 3, 8, 8})); }, {"[2, 3, 8, 8]"});
-  expect_error(
+  expect_image_error([&] { lf::save_image(out, torch::zeros({8, 8})); }, {"[image::save]", "[8, 8]"});
+  expect_image_error([&] { lf::save_image(out, torch::zeros({2, 3, 8, 8})); }, {"[2, 3, 8, 8]"});
+  expect_image_error(
       [&] {
         lf::save_image(out, torch::zeros({3, 8, 8}, torch::kUInt8));
       },
       {"[image::save]", "floating-point"});
-  expect_error(
+  expect_image_error(
       [&] {
         lf::save_image(path("out.tiff"), torch::zeros({3, 8, 8}));
       },
@@ -374,7 +374,7 @@ TEST_F(ImageTest, FailedSaveLeavesNoFile) {
   EXPECT_EQ(dir_entries(), 1u);
 
   // Too large to load back (stb's JPEG writer would silently truncate 70000 to 16 bits).
-  expect_error(
+  expect_image_error(
       [&] {
         lf::save_image(path("long.jpg"), torch::zeros({1, 1, 70000}));
       },

@@ -13,12 +13,12 @@
 namespace lf {
 namespace {
 
-std::string fixture(const std::string& name) {
+std::string config_fixture(const std::string& name) {
   return std::string(LF_TEST_DATA_DIR) + "/import/" + name;
 }
 
 Json convert_file(const std::string& name) {
-  const Config config = Config::from_yaml_file(fixture(name));
+  const Config config = Config::from_yaml_file(config_fixture(name));
   EXPECT_TRUE(is_original_config(config.json()));
   return model_config_from_original(config.json(), config.source());
 }
@@ -27,7 +27,7 @@ Json convert_yaml(const std::string& yaml) {
   return model_config_from_original(Config::from_yaml_string(yaml, "x.yaml").json(), "x.yaml");
 }
 
-void expect_error(const std::string& yaml, const std::string& expected) {
+void expect_config_error(const std::string& yaml, const std::string& expected) {
   try {
     const Json out = convert_yaml(yaml);
     ADD_FAILURE() << "converted to " << out.dump()
@@ -201,7 +201,7 @@ TEST(OriginalConfigTest, ValuesThatAreNotUtf8AreQuotedInErrors) {
 }
 
 TEST(OriginalConfigTest, RefusesWhatItCannotImport) {
-  expect_error(R"(
+  expect_config_error(R"(
 model:
   target: taming.models.cond_transformer.Net2NetTransformer
   params:
@@ -209,31 +209,31 @@ model:
 )",
                "model.target is taming.models.cond_transformer.Net2NetTransformer, a transformer "
                "over VQGAN codes, not an autoencoder");
-  expect_error("model: {target: taming.models.vqgan.GumbelVQ, params: {}}",
+  expect_config_error("model: {target: taming.models.vqgan.GumbelVQ, params: {}}",
                "model.target is taming.models.vqgan.GumbelVQ (supported: ");
-  expect_error(vq_with("remap: data/remap.npy"),
+  expect_config_error(vq_with("remap: data/remap.npy"),
                "model.params.remap: taming.models.vqgan.VQModel with a remapped codebook");
-  expect_error(vq_with("lossconfig: {target: taming.modules.losses.segmentation.BCELossWithQuant}"),
+  expect_config_error(vq_with("lossconfig: {target: taming.modules.losses.segmentation.BCELossWithQuant}"),
                "model.params.lossconfig.target: taming.modules.losses.segmentation."
                "BCELossWithQuant is not supported for this model (expected "
                "VQLPIPSWithDiscriminator or torch.nn.Identity)");
-  expect_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
+  expect_config_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
                        "1, disc_conditional: true}}"),
                "model.params.lossconfig.params.disc_conditional: a conditional discriminator");
-  expect_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {}}"),
+  expect_config_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {}}"),
                "model.params.lossconfig.params.disc_start: missing");
-  expect_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
+  expect_config_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
                        "1, disc_loss: wgan}}"),
                "disc_loss: expected hinge or vanilla, got \"wgan\"");
-  expect_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
+  expect_config_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
                        "1, pixel_loss: l2}}"),
                "pixel_loss: only l1 is supported");
-  expect_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
+  expect_config_error(vq_with("lossconfig: {target: x.VQLPIPSWithDiscriminator, params: {disc_start: "
                        "1, wild: 3}}"),
                "model.params.lossconfig.params.wild: unknown key (value 3)");
-  expect_error(vq_with("temperature_scheduler_config: {}"),
+  expect_config_error(vq_with("temperature_scheduler_config: {}"),
                "model.params.temperature_scheduler_config: unknown key");
-  expect_error(R"(
+  expect_config_error(R"(
 model:
   target: taming.models.vqgan.VQModel
   params:
@@ -242,9 +242,9 @@ model:
                ch_mult: [1, 2], num_res_blocks: 1, attn_resolutions: [], dropout: 0.0}
 )",
                "model.params.embed_dim: missing");
-  expect_error("model: {target: ldm.models.autoencoder.AutoencoderKL, params: {embed_dim: 4}}",
+  expect_config_error("model: {target: ldm.models.autoencoder.AutoencoderKL, params: {embed_dim: 4}}",
                "model.params.ddconfig: missing");
-  expect_error(R"(
+  expect_config_error(R"(
 model:
   target: ldm.models.autoencoder.AutoencoderKL
   params:
@@ -260,20 +260,20 @@ model:
     embed_dim: 4
     ddconfig: {z_channels: 4, resolution: 32, in_channels: 3, out_ch: 3, ch: 32,
                num_res_blocks: 1, attn_resolutions: [], )";
-  expect_error(dd_prefix + "ch_mult: [1, 0]}",
+  expect_config_error(dd_prefix + "ch_mult: [1, 0]}",
                "model.params.ddconfig.ch_mult: expected an "
                "integer >= 1, got 0");
-  expect_error(dd_prefix + "ch_mult: []}", "ddconfig.ch_mult: expected at least one level");
-  expect_error(dd_prefix + "ch_mult: two}", "ddconfig.ch_mult: expected a list of integers");
-  expect_error(dd_prefix + "dropout: high}", "ddconfig.dropout: expected a number, got \"high\"");
-  expect_error(dd_prefix + "double_z: 1}", "ddconfig.double_z: expected true or false, got 1");
-  expect_error(dd_prefix + "attn_type: linear}",
+  expect_config_error(dd_prefix + "ch_mult: []}", "ddconfig.ch_mult: expected at least one level");
+  expect_config_error(dd_prefix + "ch_mult: two}", "ddconfig.ch_mult: expected a list of integers");
+  expect_config_error(dd_prefix + "dropout: high}", "ddconfig.dropout: expected a number, got \"high\"");
+  expect_config_error(dd_prefix + "double_z: 1}", "ddconfig.double_z: expected true or false, got 1");
+  expect_config_error(dd_prefix + "attn_type: linear}",
                "ddconfig.attn_type: expected vanilla, vanilla-xformers or none");
-  expect_error(dd_prefix + "use_linear_attn: true}",
+  expect_config_error(dd_prefix + "use_linear_attn: true}",
                "ddconfig.use_linear_attn: linear attention is not supported");
-  expect_error(dd_prefix + "z_dim: 3}", "model.params.ddconfig.z_dim: unknown key (value 3)");
-  expect_error(dd_prefix + "ch: 2.5}", "model.params.ddconfig.ch: expected an integer, got 2.5");
-  expect_error(R"(
+  expect_config_error(dd_prefix + "z_dim: 3}", "model.params.ddconfig.z_dim: unknown key (value 3)");
+  expect_config_error(dd_prefix + "ch: 2.5}", "model.params.ddconfig.ch: expected an integer, got 2.5");
+  expect_config_error(R"(
 model:
   target: ldm.models.diffusion.ddpm.LatentDiffusion
   params:
@@ -282,17 +282,17 @@ model:
 )",
                "model.params.first_stage_config.target is ldm.models.autoencoder."
                "IdentityFirstStage (supported: ");
-  expect_error(R"(
+  expect_config_error(R"(
 model:
   target: ldm.models.diffusion.ddpm.LatentDiffusion
   params: {scale_factor: -1, first_stage_config: {target: a.AutoencoderKL, params: {}}}
 )",
                "model.params.scale_factor: expected a positive number, got -1");
-  expect_error("model: {target: ldm.models.diffusion.ddpm.LatentDiffusion, params: {}}",
+  expect_config_error("model: {target: ldm.models.diffusion.ddpm.LatentDiffusion, params: {}}",
                "model.params.first_stage_config: expected a mapping");
-  expect_error("model: {target: ldm.models.autoencoder.AutoencoderKL}",
+  expect_config_error("model: {target: ldm.models.autoencoder.AutoencoderKL}",
                "model.params: expected a mapping");
-  expect_error("model: {target: x.LatentDiffusion, params: {first_stage_config: {target: 3}}}",
+  expect_config_error("model: {target: x.LatentDiffusion, params: {first_stage_config: {target: 3}}}",
                "model.params.first_stage_config.target: expected a class name, got 3");
 }
 

@@ -22,7 +22,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-std::string fixture(const std::string& name) {
+std::string st_fixture(const std::string& name) {
   return std::string(LF_TEST_DATA_DIR) + "/safetensors/" + name;
 }
 
@@ -325,8 +325,8 @@ class SafetensorsFixtureFiles : public SafetensorsFixture,
 
 TEST_P(SafetensorsFixtureFiles, LoadsValuesWrittenByPythonLayout) {
   const std::string name = GetParam();
-  const json expected = read_json(fixture(name + ".json"));
-  const SafetensorsReader reader(fixture(name + ".safetensors"));
+  const json expected = read_json(st_fixture(name + ".json"));
+  const SafetensorsReader reader(st_fixture(name + ".safetensors"));
   EXPECT_EQ(reader.keys(), expected.at("keys").get<std::vector<std::string>>());
   EXPECT_EQ(reader.metadata(), (expected.at("metadata").get<std::map<std::string, std::string>>()));
   for (const auto& [key, entry] : expected.at("tensors").items()) {
@@ -352,19 +352,19 @@ TEST_P(SafetensorsFixtureFiles, LoadsValuesWrittenByPythonLayout) {
 
 TEST_P(SafetensorsFixtureFiles, WriterIsByteIdenticalToPythonLayout) {
   const std::string name = GetParam();
-  const json expected = read_json(fixture(name + ".json"));
+  const json expected = read_json(st_fixture(name + ".json"));
   std::map<std::string, torch::Tensor> tensors;
   for (const auto& [key, entry] : expected.at("tensors").items())
     tensors[key] = tensor_from_json(entry);
   const auto metadata = expected.at("metadata").get<std::map<std::string, std::string>>();
   save_safetensors(path("ours.safetensors"), tensors, metadata);
-  EXPECT_EQ(read_file(path("ours.safetensors")), read_file(fixture(name + ".safetensors")));
+  EXPECT_EQ(read_file(path("ours.safetensors")), read_file(st_fixture(name + ".safetensors")));
 
   // And load -> save reproduces the file.
   std::map<std::string, std::string> loaded_metadata;
-  const auto loaded = load_safetensors(fixture(name + ".safetensors"), &loaded_metadata);
+  const auto loaded = load_safetensors(st_fixture(name + ".safetensors"), &loaded_metadata);
   save_safetensors(path("resaved.safetensors"), loaded, loaded_metadata);
-  EXPECT_EQ(read_file(path("resaved.safetensors")), read_file(fixture(name + ".safetensors")));
+  EXPECT_EQ(read_file(path("resaved.safetensors")), read_file(st_fixture(name + ".safetensors")));
 }
 
 INSTANTIATE_TEST_SUITE_P(Safetensors, SafetensorsFixtureFiles,
@@ -373,7 +373,7 @@ INSTANTIATE_TEST_SUITE_P(Safetensors, SafetensorsFixtureFiles,
 
 TEST_F(SafetensorsFixture, SingleMatchesReferenceExample) {
   // The reference implementation's own serialization test: 64-byte header, no padding.
-  const std::string bytes = read_file(fixture("single.safetensors"));
+  const std::string bytes = read_file(st_fixture("single.safetensors"));
   EXPECT_EQ(bytes.substr(0, 8 + 64),
             u64le(64) + R"({"attn.0":{"dtype":"F32","shape":[1,2,3],"data_offsets":[0,24]}})");
   EXPECT_EQ(bytes.size(), 8u + 64u + 24u);
@@ -527,7 +527,7 @@ TEST_F(SafetensorsHostile, PaddingAndUnknownFieldsAreAccepted) {
 }
 
 TEST_F(SafetensorsHostile, TruncatedFiles) {
-  const std::string bytes = read_file(fixture("mixed.safetensors"));
+  const std::string bytes = read_file(st_fixture("mixed.safetensors"));
   uint64_t header_size = 0;
   std::memcpy(&header_size, bytes.data(), 8);
   const std::vector<uint64_t> cuts = {0,
@@ -555,7 +555,7 @@ TEST_F(SafetensorsHostile, FlippedBytesNeverCrash) {
   // Every byte of the length and the header, flipped several ways: the file either loads (e.g. a
   // changed name) and every tensor can be read, or it fails with an lf::Error.
   for (const char* name : {"single.safetensors", "names.safetensors", "mixed.safetensors"}) {
-    const std::string bytes = read_file(fixture(name));
+    const std::string bytes = read_file(st_fixture(name));
     uint64_t header_size = 0;
     std::memcpy(&header_size, bytes.data(), 8);
     // Patch one byte in place: truncating and rewriting a file per case is slow on ext4.

@@ -21,7 +21,7 @@ using test::Pickle;
 using test::Records;
 using namespace std::string_literals;
 
-std::string fixture(const std::string& name) {
+std::string ckpt_fixture(const std::string& name) {
   return std::string(LF_TEST_DATA_DIR) + "/import/" + name;
 }
 
@@ -36,7 +36,7 @@ torch::ScalarType dtype_of(const std::string& name) {
 
 // Same keys, dtypes, shapes and (exactly) values as NAME.json.
 void expect_matches_fixture(const TensorMap& tensors, const std::string& json_name) {
-  const json expected = json::parse(test::read_bytes(fixture(json_name)));
+  const json expected = json::parse(test::read_bytes(ckpt_fixture(json_name)));
   ASSERT_EQ(tensors.size(), expected.size());
   for (const auto& [key, e] : expected.items()) {
     SCOPED_TRACE(key);
@@ -124,7 +124,7 @@ std::string four_floats() {
 }
 
 TEST_F(TorchCheckpointTest, ReadsTheStateDictOfALightningCheckpoint) {
-  const TensorMap tensors = read_torch_checkpoint(fixture("lightning.ckpt"));
+  const TensorMap tensors = read_torch_checkpoint(ckpt_fixture("lightning.ckpt"));
   expect_matches_fixture(tensors, "lightning.json");
   // Neither optimizer states nor hyper-parameters leak in.
   EXPECT_FALSE(tensors.count("exp_avg"));
@@ -132,11 +132,11 @@ TEST_F(TorchCheckpointTest, ReadsTheStateDictOfALightningCheckpoint) {
 }
 
 TEST_F(TorchCheckpointTest, ReadsABareDictSavedWithProtocol4) {
-  expect_matches_fixture(read_torch_checkpoint(fixture("bare.pt")), "bare.json");
+  expect_matches_fixture(read_torch_checkpoint(ckpt_fixture("bare.pt")), "bare.json");
 }
 
 TEST_F(TorchCheckpointTest, TensorsAreWritableAndWritesDoNotReachTheFile) {
-  const std::string path = write("copy.ckpt", test::read_bytes(fixture("lightning.ckpt")));
+  const std::string path = write("copy.ckpt", test::read_bytes(ckpt_fixture("lightning.ckpt")));
   const std::string before = test::read_bytes(path);
   {
     TensorMap tensors = read_torch_checkpoint(path);
@@ -151,7 +151,7 @@ TEST_F(TorchCheckpointTest, TensorsAreWritableAndWritesDoNotReachTheFile) {
 TEST_F(TorchCheckpointTest, TensorsOutliveEachOtherAndTheirSiblings) {
   torch::Tensor kept;
   {
-    const TensorMap tensors = read_torch_checkpoint(fixture("lightning.ckpt"));
+    const TensorMap tensors = read_torch_checkpoint(ckpt_fixture("lightning.ckpt"));
     kept = tensors.at("view.offset");
   }
   const auto base = torch::arange(40, torch::kFloat).reshape({5, 8}) * 0.25 - 3.0;
@@ -177,8 +177,8 @@ TEST_F(TorchCheckpointTest, BoolBytesOtherThanZeroAndOneReadAsTrue) {
 }
 
 TEST_F(TorchCheckpointTest, RefusesLegacyFilesWithAConversionHint) {
-  expect_error(fixture("legacy.pt"), "legacy (pre-1.6, non-zip) torch.save format");
-  expect_error(fixture("legacy.pt"), "torch.save(torch.load(");
+  expect_error(ckpt_fixture("legacy.pt"), "legacy (pre-1.6, non-zip) torch.save format");
+  expect_error(ckpt_fixture("legacy.pt"), "torch.save(torch.load(");
 }
 
 TEST_F(TorchCheckpointTest, RefusesFilesThatAreNotCheckpoints) {
@@ -197,7 +197,7 @@ TEST_F(TorchCheckpointTest, RefusesFilesThatAreNotCheckpoints) {
 }
 
 TEST_F(TorchCheckpointTest, RefusesACorruptRecord) {
-  std::string bytes = test::read_bytes(fixture("lightning.ckpt"));
+  std::string bytes = test::read_bytes(ckpt_fixture("lightning.ckpt"));
   const size_t at = bytes.find("epoch");  // inside data.pkl
   ASSERT_NE(at, std::string::npos);
   bytes[at] = 'E';
@@ -330,7 +330,7 @@ TEST_F(TorchCheckpointTest, DeepNestingAndCyclesNeitherRecurseNorLeak) {
 }
 
 TEST_F(TorchCheckpointTest, TruncatedFilesFailCleanly) {
-  const std::string bytes = test::read_bytes(fixture("lightning.ckpt"));
+  const std::string bytes = test::read_bytes(ckpt_fixture("lightning.ckpt"));
   for (size_t n = 0; n < bytes.size(); n += (n + 2048 < bytes.size() ? 41 : 1)) {
     const std::string path = write("cut.ckpt", bytes.substr(0, n));
     expect_error(path, "");
@@ -340,7 +340,7 @@ TEST_F(TorchCheckpointTest, TruncatedFilesFailCleanly) {
 // Every byte of the central directory and end records, and of the first local header, of the
 // PyTorch-written fixture and of a ZIP64 rewrite of it (directory entries with 64-bit extras).
 TEST_F(TorchCheckpointTest, DamagedZipStructureFailsCleanly) {
-  const std::string torch_written = test::read_bytes(fixture("lightning.ckpt"));
+  const std::string torch_written = test::read_bytes(ckpt_fixture("lightning.ckpt"));
   const std::string zip64 = test::make_zip(test::read_zip(torch_written), false, true);
   ASSERT_EQ(read_torch_checkpoint(write("zip64.ckpt", zip64)).size(), 15u);
   for (const std::string& bytes : {torch_written, zip64}) {
@@ -359,7 +359,7 @@ TEST_F(TorchCheckpointTest, DamagedZipStructureFailsCleanly) {
 }
 
 TEST_F(TorchCheckpointTest, MutatedPicklesFailCleanlyOrRead) {
-  const Records original = test::read_zip(test::read_bytes(fixture("lightning.ckpt")));
+  const Records original = test::read_zip(test::read_bytes(ckpt_fixture("lightning.ckpt")));
   ASSERT_EQ(original.front().first, "lightning/data.pkl");
   const std::string pickle = original.front().second;
   auto with_pickle = [&](const std::string& p) {

@@ -11,11 +11,11 @@
 namespace lf {
 namespace {
 
-std::string fixture(const std::string& name) {
+std::string layout_fixture(const std::string& name) {
   return std::string(LF_TEST_DATA_DIR) + "/import/" + name;
 }
 
-void expect_error(const TensorMap& file, const std::string& expected) {
+void expect_layout_error(const TensorMap& file, const std::string& expected) {
   try {
     to_native_layout(file, "w.safetensors");
     ADD_FAILURE() << "mapped; expected an error containing: " << expected;
@@ -79,10 +79,10 @@ TEST(WeightLayoutTest, FullStableDiffusionCheckpointKeepsTheFirstStage) {
 // convert_ldm_vae_checkpoint renames, by Python code independent of ours.
 TEST(WeightLayoutTest, DiffusersFixtureMapsToTheOriginalNames) {
   const NativeWeights out =
-      to_native_layout(load_safetensors(fixture("diffusers_vae.safetensors")), "fixture");
+      to_native_layout(load_safetensors(layout_fixture("diffusers_vae.safetensors")), "fixture");
   EXPECT_EQ(out.layout, "diffusers");
   EXPECT_TRUE(out.ignored.empty());
-  const TensorMap native = load_safetensors(fixture("diffusers_vae_native.safetensors"));
+  const TensorMap native = load_safetensors(layout_fixture("diffusers_vae_native.safetensors"));
   expect_same_tensors(native, out.tensors);
   EXPECT_EQ(out.tensors.at("decoder.up.1.attn.0.q.weight").dim(), 4);
 }
@@ -153,29 +153,29 @@ TEST(WeightLayoutTest, DiffusersNamesInsideAStableDiffusionCheckpoint) {
 
 TEST(WeightLayoutTest, RefusesUnclearFiles) {
   const auto t = filled({2}, 1);
-  expect_error({{"encoder.down.0.block.0.norm1.weight", t},
+  expect_layout_error({{"encoder.down.0.block.0.norm1.weight", t},
                 {"decoder.up_blocks.0.resnets.0.norm1.weight", t}},
                "mixes diffusers names ('decoder.up_blocks.0.resnets.0.norm1.weight') with "
                "original names ('encoder.down.0.block.0.norm1.weight')");
-  expect_error({{"decoder.up_blocks.0.resnets.0.time_emb_proj.weight", t}},
+  expect_layout_error({{"decoder.up_blocks.0.resnets.0.time_emb_proj.weight", t}},
                "diffusers key 'decoder.up_blocks.0.resnets.0.time_emb_proj.weight' has no "
                "counterpart");
-  expect_error({{"encoder.down_blocks.0.resnets.0.norm1.weight", t}, {"vae_scale", t}},
+  expect_layout_error({{"encoder.down_blocks.0.resnets.0.norm1.weight", t}, {"vae_scale", t}},
                "diffusers key 'vae_scale'");
-  expect_error({{"encoder.mid_block.attentions.1.to_q.weight", t}}, "has no counterpart");
-  expect_error({{"encoder.down_blocks.0.upsamplers.0.conv.weight", t}}, "has no counterpart");
-  expect_error({{"encoder.mid_block.attentions.0.to_q.weight", filled({3, 3}, 1)},
+  expect_layout_error({{"encoder.mid_block.attentions.1.to_q.weight", t}}, "has no counterpart");
+  expect_layout_error({{"encoder.down_blocks.0.upsamplers.0.conv.weight", t}}, "has no counterpart");
+  expect_layout_error({{"encoder.mid_block.attentions.0.to_q.weight", filled({3, 3}, 1)},
                 {"encoder.mid_block.attentions.0.query.weight", filled({3, 3}, 1)}},
                "both map to 'encoder.mid.attn_1.q.weight'");
-  expect_error({{"encoder.mid_block.attentions.0.to_q.weight", filled({3, 3, 3}, 1)}},
+  expect_layout_error({{"encoder.mid_block.attentions.0.to_q.weight", filled({3, 3, 3}, 1)}},
                "expected an attention weight [C, C] or [C, C, 1, 1], got [3, 3, 3]");
-  expect_error({{"fc.weight", t}, {"fc.bias", t}},
+  expect_layout_error({{"fc.weight", t}, {"fc.bias", t}},
                "no autoencoder weights recognised (expected encoder.down.* as in taming/ldm");
-  expect_error({}, "0 keys, e.g. none");
-  expect_error({{"first_stage_model.encoder.down.0.block.0.norm1.weight", t},
+  expect_layout_error({}, "0 keys, e.g. none");
+  expect_layout_error({{"first_stage_model.encoder.down.0.block.0.norm1.weight", t},
                 {"encoder.down.0.block.0.norm1.weight", t}},
                "both first_stage_model.* keys and autoencoder keys without the prefix");
-  expect_error({{"first_stage_model.transformer.x", t}}, "no autoencoder weights recognised");
+  expect_layout_error({{"first_stage_model.transformer.x", t}}, "no autoencoder weights recognised");
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string fixture(const std::string& name) {
+std::string weights_fixture(const std::string& name) {
   return std::string(LF_TEST_DATA_DIR) + "/" + name;
 }
 
@@ -66,21 +66,21 @@ void expect_same(const TensorMap& a, const TensorMap& b) {
 }
 
 TEST_F(WeightsFileTest, ReadsSafetensorsByContentOrExtension) {
-  const std::string original = fixture("safetensors/mixed.safetensors");
+  const std::string original = weights_fixture("safetensors/mixed.safetensors");
   const TensorMap expected = load_safetensors(original);
   expect_same(expected, read_weights_file(original));
   expect_same(expected, read_weights_file(copy(original, "weights.bin")));
 }
 
 TEST_F(WeightsFileTest, ReadsTorchCheckpointsByContent) {
-  const std::string original = fixture("import/lightning.ckpt");
+  const std::string original = weights_fixture("import/lightning.ckpt");
   const TensorMap expected = read_torch_checkpoint(original);
   expect_same(expected, read_weights_file(original));
   expect_same(expected, read_weights_file(copy(original, "model.weights")));
 }
 
 TEST_F(WeightsFileTest, LegacyTorchFilesGetTheConversionHint) {
-  expect_error(fixture("import/legacy.pt"), "torch_checkpoint::read", "legacy (pre-1.6");
+  expect_error(weights_fixture("import/legacy.pt"), "torch_checkpoint::read", "legacy (pre-1.6");
 }
 
 TEST_F(WeightsFileTest, UnknownFormatsListTheSupportedOnes) {

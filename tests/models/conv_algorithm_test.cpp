@@ -17,9 +17,7 @@
 namespace lf {
 namespace {
 
-double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max()).item<double>();
-}
+using test::max_rel;
 
 // Restores the process-wide choice at the end of a test.
 struct AlgorithmGuard {

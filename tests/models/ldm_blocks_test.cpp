@@ -22,9 +22,7 @@ torch::Tensor unfolded(LdmUpsampleImpl& up, const torch::Tensor& x) {
   return up.conv->forward(big);
 }
 
-double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a - b).abs().max() / b.abs().max()).item<double>();
-}
+using test::max_rel;
 
 TEST(LdmUpsample, FoldedEqualsUpsampleThenConvInFloat64) {
   torch::manual_seed(0);

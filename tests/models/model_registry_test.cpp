@@ -7,7 +7,7 @@
 namespace lf {
 namespace {
 
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+void expect_error_naming(const std::function<void()>& fn, const std::vector<std::string>& parts) {
   try {
     fn();
     ADD_FAILURE() << "expected lf::Error";
@@ -71,37 +71,37 @@ TEST(ModelRegistry, ResolvedOptionsRebuildTheSameModel) {
 }
 
 TEST(ModelRegistry, ErrorsListWhatIsKnown) {
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"preset", "fashion"}}));
       },
       {"[make_model]", "'type'", "ae, vae, vqvae"});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "gan"}}));
       },
       {"unknown model type 'gan'", "ae, vae, vqvae"});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "vae"}, {"preset", "celeba"}}));
       },
       {"unknown preset 'celeba'", "face64, fashion"});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "ae"}, {"latent_dim", 3}}));
       },
       {"unknown option 'latent_dim'", "latent_channels"});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "vqvae"}, {"quantizer", {{"K", 3}}}}));
       },
       {"unknown option 'K'", "num_codes"});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "ae"}, {"hidden", "wide"}}));
       },
       {"key 'hidden'", "\"wide\""});
-  expect_error(
+  expect_error_naming(
       [] {
         make_model(Config(Json{{"type", "vae"}, {"variant", "dense"}}));
       },

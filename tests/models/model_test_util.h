@@ -15,6 +15,11 @@
 namespace lf {
 namespace test {
 
+// max |a - b| / max |b|
+inline double max_rel(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a - b).abs().max() / b.abs().max()).item<double>();
+}
+
 inline torch::Tensor images(int64_t n, int64_t c, int64_t h, int64_t w) {
   return torch::rand({n, c, h, w}) * 2 - 1;  // in [-1, 1] like the data
 }

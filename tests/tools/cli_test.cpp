@@ -63,9 +63,7 @@ TEST(Cli, PreviewWritesAGridOfFashionMnist) {
   EXPECT_EQ(lf::load_image(out).sizes(), (std::vector<int64_t>{1, 122, 122}));
 }
 
-bool fashion_mnist_installed() {
-  return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
-}
+using lf::test::fashion_mnist_installed;
 
 // Train a tiny VQ-VAE run through the CLI, then use it with every model subcommand.
 TEST(Cli, TrainThenEncodeDecodeReconstructEval) {

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace lf::test {
@@ -23,6 +24,12 @@ inline CliResult run_cli(const std::string& args) {
     output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WEXITSTATUS(status), output};
+}
+
+// Debian's dataset-fashion-mnist, which the CLI tests train on (skipped without it).
+inline bool fashion_mnist_installed() {
+  return std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") ||
+         std::filesystem::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte");
 }
 
 inline size_t line_count(const std::string& s) {

@@ -16,10 +16,7 @@ namespace fs = std::filesystem;
 using lf::test::line_count;
 using lf::test::run_cli;
 
-bool fashion_mnist_installed() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz") ||
-         fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte");
-}
+using lf::test::fashion_mnist_installed;
 
 std::string config_path(const std::string& name) {
   return std::string(LF_SOURCE_DIR) + "/configs/" + name;

@@ -23,9 +23,7 @@ namespace {
 using test::line_count;
 using test::run_cli;
 
-bool fashion_mnist_installed() {
-  return fs::exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz");
-}
+using test::fashion_mnist_installed;
 
 // A run folder as `latentforge train` leaves it: model.safetensors + config.json.
 void write_run(const std::string& dir, TrainableImpl& model) {
