@@ -43,3 +43,14 @@ inline void print_process_usage(std::FILE* out = stdout) {
 }
 
 }  // namespace lf::bench
+
+// BENCHMARK_MAIN() plus the process usage line: the main() of every Google Benchmark program here.
+#define LF_BENCHMARK_MAIN_WITH_PROCESS_USAGE()                        \
+  int main(int argc, char** argv) {                                   \
+    benchmark::Initialize(&argc, argv);                               \
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1; \
+    benchmark::RunSpecifiedBenchmarks();                              \
+    benchmark::Shutdown();                                            \
+    lf::bench::print_process_usage();                                 \
+    return 0;                                                         \
+  }

@@ -126,11 +126,4 @@ BENCHMARK(BM_VqKmeansInit)
 }  // namespace
 
 // Google Benchmark's main, then what the process cost the kernel (bench/process_usage.h).
-int main(int argc, char** argv) {
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  lf::bench::print_process_usage();
-  return 0;
-}
+LF_BENCHMARK_MAIN_WITH_PROCESS_USAGE()

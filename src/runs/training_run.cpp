@@ -1,0 +1,158 @@
+// A whole training run: see training_run.h.
+#include "runs/training_run.h"
+
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <optional>
+
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/dataset_factory.h"
+#include "eval/prior_report.h"
+#include "eval/run_report.h"
+#include "eval/sample_score.h"
+#include "io/atomic_file.h"
+#include "io/state_dict.h"
+#include "models/model_registry.h"
+#include "priors/prior_data.h"
+#include "train/run_lock.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace lf {
+
+namespace {
+
+// metrics.json and the pictures of a finished run; returns the metrics.
+Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Config& config,
+                  const DatasetPtr& train_data, const std::optional<PriorStages>& stages,
+                  const TrainingRequest& r, uint64_t seed) {
+  const std::string& run_dir = outcome.run_dir;
+  const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
+  if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
+    outcome.files.insert(outcome.files.end(), {"metrics.json", "samples.png", "training_curves.png"});
+    return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, r.eval_limit);
+  }
+  DatasetSpec test_spec = spec;
+  test_spec.split = "test";
+  test_spec.limit = 0;
+  DatasetPtr test_data;
+  try {
+    test_data = open_dataset(test_spec);
+  } catch (const Error&) {
+    test_data = train_data;  // image folders have no test split
+  }
+  if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
+    const Json report = classifier_report(*classifier, *test_data, r.device, 256, r.eval_limit);
+    plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
+    write_file_atomic(run_dir + "/metrics.json", report.dump(2) + "\n");
+    outcome.files.insert(outcome.files.end(), {"metrics.json", "training_curves.png"});
+    return report;
+  }
+  auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
+  if (!autoencoder) {
+    spdlog::info("{}: no report for a {} model", run_dir, model->kind());
+    return nullptr;
+  }
+  const Json metrics = write_run_report(run_dir, *autoencoder, *test_data, r.device, r.eval_limit);
+  outcome.files.insert(outcome.files.end(),
+                       {"metrics.json", "reconstructions.png", "training_curves.png"});
+  if (metrics.contains("codebook")) outcome.files.push_back("codebook_usage.png");
+  return metrics;
+}
+
+}  // namespace
+
+TrainingOutcome run_training(const TrainingRequest& r) {
+  TrainingOutcome outcome;
+  std::string run_dir = r.run_dir;
+  Config config;
+  if (r.resume) {
+    if (run_dir.empty()) throw Error("[train] resume: the run folder to continue is required");
+    config = Config::from_yaml_file(run_dir + "/config.json");
+  } else {
+    if (r.config.empty()) throw Error("[train] --config FILE.yaml is required (or --resume RUN_DIR)");
+    config = Config::from_yaml_file(r.config);
+    if (run_dir.empty()) run_dir = "runs/" + fs::path(r.config).stem().string();
+  }
+  outcome.run_dir = run_dir;
+  for (const auto& assignment : r.overrides) config.set(assignment);
+  const uint64_t seed = config.get<uint64_t>("seed", r.seed);
+  seed_everything(seed);
+
+  // Held from here on: a second trainer on this folder is refused before it changes anything.
+  const auto lock = lock_run_dir(run_dir);
+  const bool holds_run =
+      fs::exists(run_dir + "/checkpoints/latest") || fs::exists(run_dir + "/log.jsonl");
+  if (!r.resume && holds_run && !r.force)
+    throw Error(
+        fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to "
+                    "start over, or --out)",
+                    run_dir, run_dir));
+  if (!r.resume && r.force) {
+    // Remove only what a run writes: the folder may hold other things too.
+    fs::remove_all(run_dir + "/checkpoints");
+    for (const char* file :
+         {"log.jsonl", "model.safetensors", "metrics.json", "reconstructions.png",
+          "training_curves.png", "codebook_usage.png", "samples.png", "command.txt"})
+      fs::remove(run_dir + "/" + file);
+  }
+
+  const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
+  Json model_json = config.sub("model").json();
+  DatasetPtr train_data;
+  std::optional<PriorStages> stages;
+  if (is_prior_config(config)) {
+    // Stage 2: the data are the first stage's codes; the model's vocabulary and grids follow them.
+    stages = PriorStages::from_config(config);
+    auto prior_data = open_prior_data(*stages, spec, r.device);
+    for (const auto& [key, value] : prior_data.model_options.items()) model_json[key] = value;
+    train_data = prior_data.dataset;
+  } else {
+    train_data = open_dataset(spec);
+  }
+  auto model = make_trainable(Config(model_json, config.source() + ":model"));
+  if (stages && !std::dynamic_pointer_cast<PriorImpl>(model))
+    throw Error(
+        fmt::format("[train] {}: stage1 is set, so the model must be a prior (gpt, "
+                    "pixelcnn), got {}",
+                    r.config, model->kind()));
+  const auto options =
+      TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
+
+  // The resolved config: what actually runs, saved beside every checkpoint.
+  Json resolved_json = {{"model", model_config_json(*model)},
+                        {"data", spec.to_json()},
+                        {"train", options.to_json()},
+                        {"seed", seed}};
+  if (stages) resolved_json.update(stages->to_json());
+  Config resolved(resolved_json, run_dir + "/config.json");
+  fs::create_directories(run_dir);
+  resolved.save_json(run_dir + "/config.json");
+  if (!r.command_line.empty()) {
+    std::string previous;
+    if (fs::exists(run_dir + "/command.txt")) previous = read_file(run_dir + "/command.txt");
+    write_file_atomic(run_dir + "/command.txt", previous + r.command_line + "\n");
+  }
+  int64_t params = 0;
+  for (const auto& p : model->parameters()) params += p.numel();
+  spdlog::info("{}: {} ({:.2f} M parameters) on {}, {} threads", run_dir, model->kind(),
+               params / 1e6, r.device.str(), torch::get_num_threads());
+  spdlog::info("data: {}", train_data->describe());
+
+  Trainer trainer(model, train_data, options, run_dir, resolved, r.device, seed);
+  if (r.resume) trainer.resume(run_dir);
+  trainer.run();
+  trainer.apply_ema();
+  outcome.steps = trainer.step();
+  require_finite(module_state(*model), run_dir + "/model.safetensors");
+  save_module_safetensors(*model, run_dir + "/model.safetensors");
+  outcome.files.push_back("model.safetensors");
+
+  if (r.report) outcome.metrics = write_report(outcome, model, resolved, train_data, stages, r, seed);
+  return outcome;
+}
+
+}  // namespace lf
