@@ -60,7 +60,7 @@ Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const Prio
   auto stage1 = load_model(stages.stage1, device);
   torch::NoGradGuard no_grad;
   const auto images = stage1.model->decode({{"indices", codes}}).clamp(-1, 1).to(torch::kCPU);
-  write_images(run_dir + "/samples.png", images, classes > 0 ? classes : 8);
+  write_images(run_dir + "/samples.png", enlarged_for_viewing(images), classes > 0 ? classes : 8);
   plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
   write_file_atomic(run_dir + "/metrics.json", metrics.dump(2) + "\n");
   return metrics;

@@ -16,6 +16,12 @@ torch::Tensor comparison_grid_images(const torch::Tensor& originals,
   return torch::cat({originals.to(torch::kCPU), reconstructions.to(torch::kCPU).clamp(-1, 1)}, 0);
 }
 
+torch::Tensor enlarged_for_viewing(const torch::Tensor& images) {
+  const int64_t h = images.size(2), factor = (96 + h - 1) / h;
+  if (factor <= 1) return images;
+  return images.repeat_interleave(factor, 2).repeat_interleave(factor, 3);
+}
+
 void plot_training_curves(const std::string& log_path, const std::string& out_path) {
   std::ifstream in(log_path);
   if (!in) fail("plot_training_curves", "{}: cannot open", log_path);
@@ -60,7 +66,8 @@ Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const 
 
   const auto originals = first_images(test_data, 16).to(device);
   save_grid(run_dir + "/reconstructions.png",
-            comparison_grid_images(originals, model.reconstruct(originals)), 8);
+            enlarged_for_viewing(comparison_grid_images(originals, model.reconstruct(originals))),
+            8);
 
   if (std::filesystem::exists(run_dir + "/log.jsonl"))
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
@@ -78,7 +85,8 @@ Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const 
     save_image(run_dir + "/codebook_usage.png", plot_bars(values, options));
   }
   if (model.kind() == "vae")
-    save_grid(run_dir + "/samples.png", model.sample(64).to(torch::kCPU).clamp(-1, 1), 8);
+    save_grid(run_dir + "/samples.png",
+              enlarged_for_viewing(model.sample(64).to(torch::kCPU).clamp(-1, 1)), 8);
   return metrics;
 }
 

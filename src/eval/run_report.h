@@ -13,6 +13,10 @@ Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const 
 // Reads log.jsonl and plots every loss-like key against the step.
 void plot_training_curves(const std::string& log_path, const std::string& out_path);
 
+// Small images enlarged for viewing, nearest neighbour by a whole factor, to at least 96 px high
+// (28 px garments: 4x). images: [N, C, H, W] -> [N, C, kH, kW]
+torch::Tensor enlarged_for_viewing(const torch::Tensor& images);
+
 // originals [N,...] and reconstructions [N,...] -> one grid, originals in the upper rows
 torch::Tensor comparison_grid_images(const torch::Tensor& originals,
                                      const torch::Tensor& reconstructions);

@@ -1,12 +1,14 @@
-// Raster canvas, axes, lines, bars and text for plot.h.
+// Line and bar plots for plot.h, drawn by PLplot into memory. PLplot (Debian's libplplot-dev, with
+// the cairo driver from plplot-driver-cairo) is the well-kept plotting library in Debian with a C
+// API that renders without a display: "nice" axis ticks, log axes, legends and antialiased text.
 #include "viz/plot.h"
 
-#include <stb/stb_easy_font.h>
+#include <plplot/plplot.h>
 
 #include <algorithm>
 #include <cmath>
-
-#include <fmt/format.h>
+#include <cstring>
+#include <mutex>
 
 #include "core/error.h"
 
@@ -14,116 +16,74 @@ namespace lf {
 
 namespace {
 
-struct Rgb {
-  uint8_t r, g, b;
-};
-
-const Rgb kPalette[] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
-                        {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
-
-class Canvas {
- public:
-  Canvas(int64_t w, int64_t h) : w_(w), h_(h), pixels_(torch::full({h, w, 3}, 255, torch::kUInt8)) {
-    data_ = pixels_.data_ptr<uint8_t>();
-  }
-  void set(int64_t x, int64_t y, Rgb c) {
-    if (x < 0 || y < 0 || x >= w_ || y >= h_) return;
-    uint8_t* p = data_ + (y * w_ + x) * 3;
-    p[0] = c.r, p[1] = c.g, p[2] = c.b;
-  }
-  void rect(double x0, double y0, double x1, double y1, Rgb c) {
-    for (int64_t y = std::lround(std::min(y0, y1)); y <= std::lround(std::max(y0, y1)); ++y)
-      for (int64_t x = std::lround(std::min(x0, x1)); x <= std::lround(std::max(x0, x1)); ++x)
-        set(x, y, c);
-  }
-  void line(double x0, double y0, double x1, double y1, Rgb c, int thickness = 1) {
-    const double steps = std::max({std::abs(x1 - x0), std::abs(y1 - y0), 1.0});
-    for (int i = 0; i <= steps; ++i) {
-      const double t = i / steps, x = x0 + (x1 - x0) * t, y = y0 + (y1 - y0) * t;
-      for (int d = 0; d < thickness; ++d)
-        set(std::lround(x), std::lround(y) + d - thickness / 2, c);
-    }
-  }
-  // stb_easy_font draws ~6 px wide glyphs on a 1-unit grid; scale 2 for readability.
-  void text(double x, double y, const std::string& s, Rgb c = {0, 0, 0}, double scale = 1.5) {
-    std::vector<char> buffer(s.size() * 270 + 64);
-    std::string copy = s;
-    const int quads = stb_easy_font_print(0, 0, copy.data(), nullptr, buffer.data(),
-                                          static_cast<int>(buffer.size()));
-    const float* v = reinterpret_cast<const float*>(buffer.data());
-    for (int q = 0; q < quads; ++q) {
-      const float* quad = v + q * 16;  // 4 vertices of (x, y, z, color)
-      rect(x + quad[0] * scale, y + quad[1] * scale, x + quad[8] * scale - 1,
-           y + quad[9] * scale - 1, c);
-    }
-  }
-  static double text_width(const std::string& s, double scale = 1.5) {
-    std::string copy = s;
-    return stb_easy_font_width(copy.data()) * scale;
-  }
-  torch::Tensor tensor() const {
-    return pixels_.permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0);
-  }
-
- private:
-  int64_t w_, h_;
-  torch::Tensor pixels_;
-  uint8_t* data_;
-};
-
-std::string tick_label(double v) {
-  if (v == 0) return "0";
-  const double a = std::abs(v);
-  if (a >= 1e4 || a < 1e-2) return fmt::format("{:.1e}", v);
-  if (a >= 100) return fmt::format("{:.0f}", v);
-  if (a >= 1) return fmt::format("{:.2g}", v);
-  return fmt::format("{:.3g}", v);
-}
-
-struct Frame {
-  double left = 80, right = 20, top = 40, bottom = 50;
-};
-
-// Draws the frame, title, labels and ticks; returns a mapping of data to pixels.
-struct Axes {
-  double x0, x1, y0, y1;  // data range
-  double px0, px1, py0, py1;
-  bool log_y;
-  double map_x(double x) const { return px0 + (x - x0) / (x1 - x0) * (px1 - px0); }
-  double map_y(double y) const {
-    const double v = log_y ? std::log10(std::max(y, 1e-30)) : y;
-    return py1 - (v - y0) / (y1 - y0) * (py1 - py0);
-  }
-};
-
-Axes draw_axes(Canvas& canvas, const PlotOptions& o, double x0, double x1, double y0, double y1) {
-  const Frame f;
-  if (x1 <= x0) x1 = x0 + 1;
-  if (y1 <= y0) y1 = y0 + (y0 == 0 ? 1 : std::abs(y0) * 0.1);
-  Axes a{x0,     x1, y0, y1, f.left, double(o.width) - f.right, f.top, double(o.height) - f.bottom,
-         o.log_y};
-  const Rgb grid{225, 225, 225}, ink{0, 0, 0};
-  for (int i = 0; i <= 5; ++i) {
-    const double v = y0 + (y1 - y0) * i / 5, py = a.py1 - (a.py1 - a.py0) * i / 5;
-    canvas.line(a.px0, py, a.px1, py, grid);
-    const std::string label = tick_label(o.log_y ? std::pow(10.0, v) : v);
-    canvas.text(a.px0 - 6 - Canvas::text_width(label), py - 5, label);
-    const double xv = x0 + (x1 - x0) * i / 5, px = a.px0 + (a.px1 - a.px0) * i / 5;
-    canvas.line(px, a.py0, px, a.py1, grid);
-    const std::string xlabel = tick_label(xv);
-    canvas.text(px - Canvas::text_width(xlabel) / 2, a.py1 + 8, xlabel);
-  }
-  canvas.line(a.px0, a.py1, a.px1, a.py1, ink);
-  canvas.line(a.px0, a.py0, a.px0, a.py1, ink);
-  canvas.text((o.width - Canvas::text_width(o.title, 2.0)) / 2, 12, o.title, ink, 2.0);
-  canvas.text((a.px0 + a.px1 - Canvas::text_width(o.x_label)) / 2, o.height - 22, o.x_label);
-  canvas.text(8, 20, o.y_label);
-  return a;
-}
+constexpr const char* kWhere = "plot";
+constexpr int kInk = 1;       // cmap0 index of axes and text
+constexpr int kFirstSeries = 2;  // cmap0 indices of the series colours
+const int kPalette[][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+                           {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
+constexpr int kColors = 8;
+// Margins around the plot area, in pixels.
+constexpr double kLeft = 80, kRight = 20, kTop = 40, kBottom = 50;
 
 void check_size(const PlotOptions& o) {
   if (o.width < 200 || o.height < 150 || o.width > 8192 || o.height > 8192)
-    fail("plot", "size {}x{}: expected 200..8192 x 150..8192", o.width, o.height);
+    fail(kWhere, "size {}x{}: expected 200..8192 x 150..8192", o.width, o.height);
+}
+
+// PLplot keeps one global state: one plot at a time in the process.
+std::mutex& plplot_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// The memcairo device must be there (plinit would otherwise ask on stdin for another one).
+void require_memcairo() {
+  const char** menus = nullptr;
+  const char** names = nullptr;
+  int n = 64;
+  std::vector<const char*> menu_storage(n), name_storage(n);
+  menus = menu_storage.data();
+  names = name_storage.data();
+  plgDevs(&menus, &names, &n);
+  for (int i = 0; i < n; ++i)
+    if (names[i] && std::strcmp(names[i], "memcairo") == 0) return;
+  fail(kWhere, "PLplot's memcairo device is not installed (Debian: plplot-driver-cairo; "
+               "scripts/setup.sh installs it)");
+}
+
+// Runs `draw` on a fresh PLplot page of the options' size, with the axes of [x0, x1] x [y0, y1]
+// (y in log10 units when log_y) drawn, and returns the page as float [3, H, W] in [-1, 1].
+template <typename Draw>
+torch::Tensor render(const PlotOptions& o, double x0, double x1, double y0, double y1,
+                     const Draw& draw) {
+  std::lock_guard<std::mutex> lock(plplot_mutex());
+  require_memcairo();
+  std::vector<uint8_t> rgba(static_cast<size_t>(o.width * o.height * 4), 255);
+  plsdev("memcairo");
+  plsmema(static_cast<PLINT>(o.width), static_cast<PLINT>(o.height), rgba.data());
+  plscolbg(255, 255, 255);
+  plinit();
+  plscol0(kInk, 0, 0, 0);
+  for (int i = 0; i < kColors; ++i)
+    plscol0(kFirstSeries + i, kPalette[i][0], kPalette[i][1], kPalette[i][2]);
+  pladv(0);
+  const double w = static_cast<double>(o.width), h = static_cast<double>(o.height);
+  plvpor(kLeft / w, 1 - kRight / w, kBottom / h, 1 - kTop / h);
+  plwind(x0, x1, y0, y1);
+  plcol0(kInk);
+  plschr(0, 0.9);
+  // Light grid, then the box with numeric labels ("l": log axis labelled as powers of ten).
+  plscol0(15, 225, 225, 225);
+  plcol0(15);
+  plbox("g", 0, 0, o.log_y ? "gl" : "g", 0, 0);
+  plcol0(kInk);
+  plbox("bcnst", 0, 0, o.log_y ? "bcnstvl" : "bcnstv", 0, 0);
+  pllab(o.x_label.c_str(), o.y_label.c_str(), o.title.c_str());
+  draw();
+  plend();
+  // rgba: [H, W, 4] bytes -> [3, H, W] in [-1, 1]
+  const auto pixels = torch::from_blob(rgba.data(), {o.height, o.width, 4}, torch::kUInt8);
+  return pixels.narrow(2, 0, 3).permute({2, 0, 1}).to(torch::kFloat32).div(127.5).sub(1.0);
 }
 
 }  // namespace
@@ -133,55 +93,81 @@ torch::Tensor plot_lines(const std::vector<PlotSeries>& series, const PlotOption
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : series) {
     if (s.x.size() != s.y.size())
-      fail("plot", "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
+      fail(kWhere, "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
     for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0)) continue;
+      if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0))
+        continue;
       const double y = options.log_y ? std::log10(s.y[i]) : s.y[i];
-      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]), y0 = std::min(y0, y),
-      y1 = std::max(y1, y);
+      x0 = std::min(x0, s.x[i]), x1 = std::max(x1, s.x[i]);
+      y0 = std::min(y0, y), y1 = std::max(y1, y);
     }
   }
   if (!std::isfinite(x0)) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
-  Canvas canvas(options.width, options.height);
-  const Axes axes = draw_axes(canvas, options, x0, x1, y0, y1);
-  for (size_t k = 0; k < series.size(); ++k) {
-    const Rgb color = kPalette[k % 8];
-    const auto& s = series[k];
-    bool have_prev = false;
-    double px = 0, py = 0;
-    for (size_t i = 0; i < s.x.size(); ++i) {
-      if (!std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0)) {
-        have_prev = false;
-        continue;
+  if (x1 <= x0) x1 = x0 + 1;
+  if (y1 <= y0) y0 -= 0.5, y1 += 0.5;
+  const double pad = (y1 - y0) * 0.04;
+  return render(options, x0, x1, y0 - pad, y1 + pad, [&] {
+    plwidth(2);
+    std::vector<PLINT> opts, colors, styles;
+    std::vector<PLFLT> widths;
+    std::vector<const char*> names;
+    for (size_t k = 0; k < series.size(); ++k) {
+      const auto& s = series[k];
+      const int color = kFirstSeries + static_cast<int>(k % kColors);
+      plcol0(color);
+      // Runs of plottable points: a NaN, Inf or (log axis) non-positive value breaks the line.
+      std::vector<PLFLT> xs, ys;
+      const auto flush = [&] {
+        if (xs.size() >= 2) plline(static_cast<PLINT>(xs.size()), xs.data(), ys.data());
+        if (xs.size() == 1) plstring(1, xs.data(), ys.data(), ".");
+        xs.clear(), ys.clear();
+      };
+      for (size_t i = 0; i < s.x.size(); ++i) {
+        if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0)) {
+          flush();
+          continue;
+        }
+        xs.push_back(s.x[i]);
+        ys.push_back(options.log_y ? std::log10(s.y[i]) : s.y[i]);
       }
-      const double nx = axes.map_x(s.x[i]), ny = axes.map_y(s.y[i]);
-      if (have_prev) canvas.line(px, py, nx, ny, color, 2);
-      px = nx, py = ny, have_prev = true;
+      flush();
+      opts.push_back(PL_LEGEND_LINE);
+      colors.push_back(color);
+      styles.push_back(1);
+      widths.push_back(2);
+      names.push_back(s.name.c_str());
     }
-    const double ly = axes.py0 + 8 + 16 * k;
-    canvas.rect(axes.px1 - 160, ly + 3, axes.px1 - 140, ly + 5, color);
-    canvas.text(axes.px1 - 132, ly - 2, s.name);
-  }
-  return canvas.tensor();
+    plwidth(1);
+    if (series.empty()) return;
+    const std::vector<PLINT> text_colors(series.size(), kInk);
+    PLFLT legend_w = 0, legend_h = 0;
+    pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
+             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, kInk,
+             1, 0, 0, static_cast<PLINT>(series.size()), opts.data(), 1.0, 0.9, 1.8, 0.0,
+             text_colors.data(), names.data(), nullptr, nullptr, nullptr, nullptr, colors.data(),
+             styles.data(), widths.data(), nullptr, nullptr, nullptr, nullptr);
+  });
 }
 
 torch::Tensor plot_bars(const std::vector<double>& values, const PlotOptions& options) {
   check_size(options);
   double top = 0;
   for (double v : values) top = std::max(top, std::isfinite(v) ? v : 0.0);
-  Canvas canvas(options.width, options.height);
   PlotOptions o = options;
   o.log_y = false;
-  const Axes axes =
-      draw_axes(canvas, o, 0, std::max<double>(1, values.size()), 0, top > 0 ? top * 1.05 : 1);
-  const double bar = (axes.px1 - axes.px0) / std::max<size_t>(1, values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    if (!(values[i] > 0)) continue;
-    const double x = axes.px0 + i * bar;
-    canvas.rect(x, axes.map_y(values[i]), x + std::max(0.0, bar - (bar > 3 ? 1 : 0)) - 0.5,
-                axes.py1 - 1, kPalette[0]);
-  }
-  return canvas.tensor();
+  const double n = static_cast<double>(std::max<size_t>(1, values.size()));
+  return render(o, 0, n, 0, top > 0 ? top * 1.05 : 1, [&] {
+    plcol0(kFirstSeries);
+    // Bars one unit wide; a thin gap when they are wide enough on the page to show one.
+    const double bar_px = (static_cast<double>(o.width) - kLeft - kRight) / n;
+    const double gap = bar_px > 3 ? 1.0 / bar_px : 0.0;
+    for (size_t i = 0; i < values.size(); ++i) {
+      if (!(values[i] > 0) || !std::isfinite(values[i])) continue;
+      const double a = static_cast<double>(i), b = a + 1 - gap;
+      PLFLT xs[4] = {a, b, b, a}, ys[4] = {0, 0, values[i], values[i]};
+      plfill(4, xs, ys);
+    }
+  });
 }
 
 }  // namespace lf

@@ -1,6 +1,5 @@
-// Small raster plots for run folders: training curves (lines) and codebook-usage histograms (bars),
-// drawn into an RGB image tensor with stb_easy_font labels. Written here because Debian has no
-// C++ plotting library that renders to PNG without a display stack.
+// Raster plots for run folders: training curves (lines) and codebook-usage histograms (bars),
+// drawn by PLplot into an RGB image tensor (plot.cpp says why PLplot).
 #pragma once
 
 #include <torch/torch.h>
