@@ -178,6 +178,17 @@ class Serve : public ::testing::Test {
     root_ = ::testing::TempDir() + "/serve_models_" + std::to_string(getpid());
     fs::remove_all(root_);
     make_model_folder(root_ + "/tiny");
+    // An imported model has no data section: uploads keep their size, cropped to its factor (4).
+    {
+      lf::Config kl_config;
+      kl_config.set("type", Json("autoencoder_kl"));
+      kl_config.set("preset", Json("fashion32"));
+      auto kl = lf::make_model(kl_config);
+      fs::create_directories(root_ + "/kl_imported");
+      lf::save_module_safetensors(*kl, root_ + "/kl_imported/model.safetensors");
+      std::ofstream(root_ + "/kl_imported/config.json")
+          << Json({{"model", lf::model_config_json(*kl)}}).dump(2);
+    }
     // Not a model: listed with its error, never loaded.
     fs::create_directories(root_ + "/broken prior");
     std::ofstream(root_ + "/broken prior/config.json") << R"({"model": {"type": "gpt"}})";
@@ -248,9 +259,11 @@ TEST_F(Serve, ListsModelsByIdWithoutPaths) {
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200) << res->body;
   const Json models = Json::parse(res->body)["models"];
-  ASSERT_EQ(models.size(), 2u) << models.dump(2);
+  ASSERT_EQ(models.size(), 3u) << models.dump(2);
   const Json& broken = models[0];  // sorted by folder name
-  const Json& tiny = models[1];
+  const Json& tiny = models[2];
+  EXPECT_EQ(models[1]["kind"], "autoencoder_kl");
+  EXPECT_FALSE(models[1]["has_log"].get<bool>());
   EXPECT_EQ(broken["id"], "broken_prior");
   EXPECT_EQ(broken["kind"], "gpt");
   EXPECT_TRUE(broken.contains("error"));
@@ -289,6 +302,18 @@ TEST_F(Serve, ReconstructsAnUploadAndScoresIt) {
     const std::string b64 = r["images"][key].get<std::string>();
     EXPECT_EQ(b64.rfind("iVBORw0KGgo", 0), 0u) << key << ": not a base64 PNG";
   }
+}
+
+TEST_F(Serve, ImportedModelsKeepTheUploadSizeCroppedToTheirFactor) {
+  const std::string upload = png_of(torch::rand({1, 50, 70}) * 2 - 1);
+  auto res = client().Post("/api/models/kl_imported/reconstruct?wait=60", upload, "image/png");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const Json job = Json::parse(res->body);
+  ASSERT_EQ(job["state"], "done") << job.dump(2);
+  EXPECT_EQ(job["result"]["input"]["width"], 68);
+  EXPECT_EQ(job["result"]["input"]["height"], 48);
+  EXPECT_EQ(job["result"]["input"]["channels"], 1);
 }
 
 TEST_F(Serve, JobsHaveIdsProgressAndCancel) {
@@ -515,6 +540,16 @@ TEST_F(Serve, FiftyConcurrentRequestsAllAnswered) {
   auto health = client().Get("/api/health");
   ASSERT_TRUE(health);
   EXPECT_EQ(health->status, 200);
+  // Memory once the accepted uploads have been reconstructed.
+  for (int i = 0; i < 600; ++i) {
+    auto jobs = client().Get("/api/jobs");
+    ASSERT_TRUE(jobs);
+    bool busy = false;
+    for (const auto& job : Json::parse(jobs->body)["jobs"])
+      busy = busy || job["state"] == "queued" || job["state"] == "running";
+    if (!busy) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   const int64_t rss_after = server_->rss_kib();
   std::printf("serve: resident memory %lld KiB before, %lld KiB after 50 concurrent requests\n",
               static_cast<long long>(rss_before), static_cast<long long>(rss_after));
