@@ -22,7 +22,7 @@ void apply_globals(const GlobalOptions& globals);
 // Each subcommand file provides one of these; main.cpp calls them all.
 void register_info(CLI::App& app, const GlobalOptions& globals);
 void register_preview(CLI::App& app, const GlobalOptions& globals);
-void register_planned(CLI::App& app, const GlobalOptions& globals);
+void register_serve(CLI::App& app, const GlobalOptions& globals);  // tools/server/
 void register_import(CLI::App& app, const GlobalOptions& globals);
 void register_train(CLI::App& app, const GlobalOptions& globals);
 void register_eval(CLI::App& app, const GlobalOptions& globals);

@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
   register_sample(app, globals);
   register_edges(app, globals);
   register_import(app, globals);
-  register_planned(app, globals);
+  register_serve(app, globals);
   for (int i = 0; i < argc; ++i) globals.command_line += (i ? " " : "") + std::string(argv[i]);
 
   try {

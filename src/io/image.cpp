@@ -13,7 +13,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
+#include <string_view>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -68,25 +70,19 @@ struct ImageFormat {
 const ImageFormat kFormats[] = {
     {"PNG", "\x89PNG\r\n\x1a\n", 8 * 1032}, {"JPEG", "\xff\xd8", 512}, {"BMP", "BM", 8}};
 
-const ImageFormat* detect_format(std::FILE* file) {
-  char head[8] = {};
-  const size_t n = std::fread(head, 1, sizeof(head), file);
-  std::rewind(file);
+const ImageFormat* detect_format(std::string_view bytes) {
   for (const ImageFormat& f : kFormats)
-    if (n >= f.magic.size() && std::memcmp(head, f.magic.data(), f.magic.size()) == 0) return &f;
+    if (bytes.size() >= f.magic.size() && bytes.compare(0, f.magic.size(), f.magic) == 0) return &f;
   return nullptr;
 }
 
 // Debian's stb (2022-09) writes past its Huffman arrays when a JPEG table declares more than 256
 // codes (no check in stbi__build_huffman; found by fuzz/fuzz_image). Every byte pair FF C4 that
 // could start a DHT segment is checked the way stb reads it, before stb sees the file.
-bool jpeg_tables_fit(std::FILE* file) {
-  std::string b;
-  char chunk[1 << 16];
-  for (size_t n; (n = std::fread(chunk, 1, sizeof(chunk), file)) > 0;) b.append(chunk, n);
-  std::rewind(file);
+bool jpeg_tables_fit(std::string_view b) {
   auto byte = [&](size_t i) -> int64_t { return i < b.size() ? static_cast<uint8_t>(b[i]) : 0; };
-  for (size_t at = b.find("\xff\xc4"); at != std::string::npos; at = b.find("\xff\xc4", at + 1)) {
+  for (size_t at = b.find("\xff\xc4"); at != std::string_view::npos;
+       at = b.find("\xff\xc4", at + 1)) {
     int64_t left = byte(at + 2) * 256 + byte(at + 3) - 2;  // stb's L
     for (size_t p = at + 4; left > 0 && p < b.size();) {
       int64_t codes = 0;
@@ -101,10 +97,11 @@ bool jpeg_tables_fit(std::FILE* file) {
 
 // PNG and BMP sizes straight from their headers: when stb's own limits refuse a file, stbi_info
 // answers "unknown image type", so ours are checked first to name the limit.
-bool header_size(std::FILE* file, const ImageFormat& format, int64_t& width, int64_t& height) {
+bool header_size(std::string_view bytes, const ImageFormat& format, int64_t& width,
+                 int64_t& height) {
   unsigned char b[26] = {};
-  const size_t n = std::fread(b, 1, sizeof(b), file);
-  std::rewind(file);
+  const size_t n = std::min(bytes.size(), sizeof(b));
+  std::memcpy(b, bytes.data(), n);
   auto be32 = [&](int i) {
     return int64_t{b[i]} << 24 | b[i + 1] << 16 | b[i + 2] << 8 | b[i + 3];
   };
@@ -125,9 +122,32 @@ bool header_size(std::FILE* file, const ImageFormat& format, int64_t& width, int
   return false;
 }
 
+const stbi_uc* stb_bytes(std::string_view bytes) {
+  return reinterpret_cast<const stbi_uc*>(bytes.data());
+}
+
 void check_size(const char* where, int64_t height, int64_t width) {
   if (height < 1 || width < 1 || height > kImageMaxSide || width > kImageMaxSide)
     fail(where, "expected a size in [1, {}], got {}x{}", kImageMaxSide, height, width);
+}
+
+// [C, H, W] float in [-1, 1] -> the encoded bytes of a .png, .bmp or .jpg (quality 95).
+std::string encode_image_bytes(const char* where, const std::string& name, const torch::Tensor& chw,
+                               const std::string& ext) {
+  const torch::Tensor hwc = to_uint8_hwc(chw);
+  const int h = static_cast<int>(hwc.size(0)), w = static_cast<int>(hwc.size(1));
+  const int c = static_cast<int>(hwc.size(2));
+  std::string encoded;
+  int ok = 0;
+  if (ext == ".png")
+    ok = stbi_write_png_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr(), w * c);
+  else if (ext == ".bmp")
+    ok = stbi_write_bmp_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr());
+  else
+    ok = stbi_write_jpg_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr(), 95);
+  if (!ok || encoded.empty())
+    fail(where, "{}: encoding {} as {} failed", name, shape_str(chw.sizes()), ext);
+  return encoded;
 }
 
 }  // namespace
@@ -135,6 +155,54 @@ void check_size(const char* where, int64_t height, int64_t width) {
 bool is_image_path(const std::string& path) {
   const std::string ext = lower_extension(path);
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+ImageInfo probe_image(std::string_view bytes, const std::string& name) {
+  constexpr const char* kWhere = "image::load";
+  // Header first: a hostile file claiming a huge size is refused before anything is allocated.
+  const ImageFormat* format = detect_format(bytes);
+  if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", name);
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max()))
+    fail(kWhere, "{}: {} bytes, expected at most {}", name, bytes.size(),
+         std::numeric_limits<int>::max());
+  if (std::strcmp(format->name, "JPEG") == 0 && !jpeg_tables_fit(bytes))
+    fail(kWhere, "{}: not a readable image (a JPEG Huffman table with more than 256 codes)", name);
+  int64_t header_w = 0, header_h = 0;
+  if (header_size(bytes, *format, header_w, header_h) &&
+      (header_w > kImageMaxSide || header_h > kImageMaxSide ||
+       header_w * header_h > kImageMaxPixels))
+    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", name,
+         header_w, header_h, kImageMaxSide, kImageMaxPixels);
+  int width = 0, height = 0, stored = 0;
+  if (!stbi_info_from_memory(stb_bytes(bytes), static_cast<int>(bytes.size()), &width, &height,
+                             &stored))
+    fail(kWhere, "{}: not a readable image ({})", name, stb_reason());
+  if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
+    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", name, width,
+         height, kImageMaxSide, kImageMaxPixels);
+  const int64_t file_bytes = static_cast<int64_t>(bytes.size());
+  if (int64_t{width} * height > file_bytes * format->max_pixels_per_byte)
+    fail(kWhere,
+         "{}: header says {}x{}, more pixels than a {}-byte {} can hold (at most {} per byte): "
+         "truncated or not an image",
+         name, width, height, file_bytes, format->name, format->max_pixels_per_byte);
+  return {width, height, stored, format->name};
+}
+
+torch::Tensor decode_image(std::string_view bytes, const std::string& name, int64_t channels) {
+  constexpr const char* kWhere = "image::load";
+  if (channels != 0 && channels != 1 && channels != 3)
+    fail(kWhere, "{}: channels must be 0 (as stored), 1 or 3, got {}", name, channels);
+  const ImageInfo info = probe_image(bytes, name);
+  const int wanted = channels != 0 ? static_cast<int>(channels) : (info.channels <= 2 ? 1 : 3);
+  int w = 0, h = 0, n = 0;
+  std::unique_ptr<unsigned char, StbiFree> data(
+      stbi_load_from_memory(stb_bytes(bytes), static_cast<int>(bytes.size()), &w, &h, &n, wanted));
+  if (!data) fail(kWhere, "{}: cannot decode ({})", name, stb_reason());
+  if (w != info.width || h != info.height)
+    fail(kWhere, "{}: header says {}x{}, decoded {}x{}", name, info.width, info.height, w, h);
+  auto pixels = torch::from_blob(data.get(), {h, w, wanted}, torch::kUInt8);
+  return from_uint8_hwc(pixels);  // copies out of stb's buffer before it is freed
 }
 
 torch::Tensor load_image(const std::string& path, int64_t channels) {
@@ -145,40 +213,11 @@ torch::Tensor load_image(const std::string& path, int64_t channels) {
   if (!std::filesystem::is_regular_file(path, ec)) fail(kWhere, "{}: no such file", path);
   std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
   if (!file) fail(kWhere, "{}: cannot open: {}", path, std::strerror(errno));
-
-  // Header first: a hostile file claiming a huge size is refused before anything is allocated.
-  const ImageFormat* format = detect_format(file.get());
-  if (!format) fail(kWhere, "{}: not a readable image (not a PNG, JPEG or BMP file)", path);
-  if (std::strcmp(format->name, "JPEG") == 0 && !jpeg_tables_fit(file.get()))
-    fail(kWhere, "{}: not a readable image (a JPEG Huffman table with more than 256 codes)", path);
-  int64_t header_w = 0, header_h = 0;
-  if (header_size(file.get(), *format, header_w, header_h) &&
-      (header_w > kImageMaxSide || header_h > kImageMaxSide ||
-       header_w * header_h > kImageMaxPixels))
-    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path,
-         header_w, header_h, kImageMaxSide, kImageMaxPixels);
-  int width = 0, height = 0, stored = 0;
-  if (!stbi_info_from_file(file.get(), &width, &height, &stored))
-    fail(kWhere, "{}: not a readable image ({})", path, stb_reason());
-  if (width > kImageMaxSide || height > kImageMaxSide || int64_t{width} * height > kImageMaxPixels)
-    fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", path, width,
-         height, kImageMaxSide, kImageMaxPixels);
-  const int64_t file_bytes = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-  if (!ec && int64_t{width} * height > file_bytes * format->max_pixels_per_byte)
-    fail(kWhere,
-         "{}: header says {}x{}, more pixels than a {}-byte {} can hold (at most {} per byte): "
-         "truncated or not an image",
-         path, width, height, file_bytes, format->name, format->max_pixels_per_byte);
-
-  const int wanted = channels != 0 ? static_cast<int>(channels) : (stored <= 2 ? 1 : 3);
-  int w = 0, h = 0, n = 0;
-  std::unique_ptr<unsigned char, StbiFree> data(
-      stbi_load_from_file(file.get(), &w, &h, &n, wanted));
-  if (!data) fail(kWhere, "{}: cannot decode ({})", path, stb_reason());
-  if (w != width || h != height)
-    fail(kWhere, "{}: header says {}x{}, decoded {}x{}", path, width, height, w, h);
-  auto pixels = torch::from_blob(data.get(), {h, w, wanted}, torch::kUInt8);
-  return from_uint8_hwc(pixels);  // copies out of stb's buffer before it is freed
+  std::string bytes;
+  char chunk[1 << 16];
+  for (size_t n; (n = std::fread(chunk, 1, sizeof(chunk), file.get())) > 0;) bytes.append(chunk, n);
+  if (std::ferror(file.get())) fail(kWhere, "{}: read error: {}", path, std::strerror(errno));
+  return decode_image(bytes, path, channels);
 }
 
 void save_image(const std::string& path, const torch::Tensor& image) {
@@ -197,20 +236,20 @@ void save_image(const std::string& path, const torch::Tensor& image) {
   if (ext != ".png" && ext != ".jpg" && ext != ".jpeg" && ext != ".bmp")
     fail(kWhere, "{}: unknown extension '{}', expected .png, .jpg, .jpeg or .bmp", path, ext);
 
-  const torch::Tensor hwc = to_uint8_hwc(chw);
-  const int h = static_cast<int>(hwc.size(0)), w = static_cast<int>(hwc.size(1));
-  const int c = static_cast<int>(hwc.size(2));
-  std::string encoded;
-  int ok = 0;
-  if (ext == ".png")
-    ok = stbi_write_png_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr(), w * c);
-  else if (ext == ".bmp")
-    ok = stbi_write_bmp_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr());
-  else
-    ok = stbi_write_jpg_to_func(append_to_string, &encoded, w, h, c, hwc.data_ptr(), 95);
-  if (!ok || encoded.empty())
-    fail(kWhere, "{}: encoding {} as {} failed", path, shape_str(chw.sizes()), ext);
-  write_file_atomic(path, encoded);
+  write_file_atomic(path, encode_image_bytes(kWhere, path, chw, ext));
+}
+
+std::string encode_png(const torch::Tensor& image) {
+  constexpr const char* kWhere = "image::encode_png";
+  torch::Tensor chw = image.dim() == 4 && image.size(0) == 1 ? image[0] : image;
+  if (chw.dim() != 3 || (chw.size(0) != 1 && chw.size(0) != 3) || chw.size(1) == 0 ||
+      chw.size(2) == 0 || !chw.is_floating_point())
+    fail(kWhere, "expected a float [C,H,W] with C in {{1,3}}, got {} {}",
+         c10::toString(chw.scalar_type()), shape_str(image.sizes()));
+  if (chw.size(1) > kImageMaxSide || chw.size(2) > kImageMaxSide)
+    fail(kWhere, "image is {}x{}, expected at most {} px per side", chw.size(1), chw.size(2),
+         kImageMaxSide);
+  return encode_image_bytes(kWhere, "<memory>", chw, ".png");
 }
 
 torch::Tensor to_uint8_hwc(const torch::Tensor& image) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace lf {
 
@@ -18,10 +19,25 @@ constexpr int64_t kImageMaxPixels = int64_t{1} << 28;
 // 1 or 3 converts (RGB -> gray uses stb's luma weights). Alpha is always dropped.
 torch::Tensor load_image(const std::string& path, int64_t channels = 0);
 
+// What an encoded image's header says, read without decoding it.
+struct ImageInfo {
+  int64_t width = 0, height = 0;
+  int64_t channels = 0;  // as stored: 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
+  std::string format;    // "PNG", "JPEG" or "BMP"
+};
+// The size and colour kind of an encoded PNG/JPEG/BMP held in memory, after load_image's checks
+// on the header (size limits, pixels the byte count can hold); `name` appears in errors.
+ImageInfo probe_image(std::string_view bytes, const std::string& name);
+// load_image for an encoded image held in memory.
+torch::Tensor decode_image(std::string_view bytes, const std::string& name, int64_t channels = 0);
+
 // image: float [C, H, W] or [1, C, H, W] in [-1, 1], C in {1, 3}. Format from the extension:
 // .png, .jpg/.jpeg (quality 95) or .bmp. Encoded in memory, then written atomically. At most
 // kImageMaxSide px per side. stb writes JPEGs as 3-channel, so gray JPEGs load back as RGB.
 void save_image(const std::string& path, const torch::Tensor& image);
+
+// float [C, H, W] or [1, C, H, W] in [-1, 1], C in {1, 3} -> the bytes of a PNG file.
+std::string encode_png(const torch::Tensor& image);
 
 // float [C, H, W] in [-1, 1] -> uint8 [H, W, C] (clamped, rounded; NaN -> mid-gray), on the CPU.
 torch::Tensor to_uint8_hwc(const torch::Tensor& image);

@@ -34,11 +34,11 @@ TEST(Cli, EverySubcommandHasHelp) {
   }
 }
 
-TEST(Cli, PlannedSubcommandsSaySoInOneLine) {
-  const auto r = run("serve");
+TEST(Cli, ServeWithoutItsModelsFolderSaysSoInOneLine) {
+  const auto r = run("serve --port 0 --models /nonexistent/models");
   EXPECT_NE(r.code, 0);
   EXPECT_EQ(line_count(r.output), 1u) << r.output;
-  EXPECT_NE(r.output.find("not available yet"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/nonexistent/models"), std::string::npos) << r.output;
 }
 
 TEST(Cli, BadInputIsOneLineAndNonZero) {

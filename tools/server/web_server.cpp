@@ -1,0 +1,307 @@
+// The HTTP server of `latentforge serve`: see web_server.h. Routes:
+//   GET  /, /reconstruct.html, /train.html, ...   the embedded pages (web/)
+//   GET  /api/health                              {ok, version}
+//   GET  /api/models                              the served models (served_models.h)
+//   GET  /api/models/{id}                         one model, with its model and train config
+//   POST /api/models/{id}/reconstruct[?wait=S]    body: a PNG/JPEG/BMP -> a job (reconstruct_job.h)
+//   GET  /api/jobs, /api/jobs/{id}                the queue; one job with its result
+//   POST /api/jobs/{id}/cancel
+//   GET  /api/runs/{id}/log[?after=STEP]          log.jsonl records (run_files.h)
+//   GET  /api/runs/{id}/images/{name}.png         a run's picture, re-encoded
+#include "server/web_server.h"
+
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "core/error.h"
+#include "io/config.h"
+#include "io/image.h"
+#include "server/job_queue.h"
+#include "server/reconstruct_job.h"
+#include "server/request_guard.h"
+#include "server/run_files.h"
+#include "server/served_models.h"
+#include "server/static_assets.h"
+
+namespace lf::serve {
+
+namespace {
+
+void reply_json(httplib::Response& res, int status, const Json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void reply_error(httplib::Response& res, int status, const std::string& message) {
+  reply_json(res, status, {{"error", message}});
+}
+
+// An integer query parameter within [lo, hi]; fallback when absent; throws lf::Error when bad.
+int64_t query_int(const httplib::Request& req, const char* name, int64_t fallback, int64_t lo,
+                  int64_t hi) {
+  if (!req.has_param(name)) return fallback;
+  const std::string text = req.get_param_value(name);
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(text, &used);
+    if (used == text.size() && v >= lo && v <= hi) return v;
+  } catch (const std::exception&) {
+  }
+  fail("serve", "query parameter {}='{}': expected an integer in [{}, {}]", name, text, lo, hi);
+}
+
+const char* kSecurityPolicy =
+    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'self'";
+
+}  // namespace
+
+struct WebServer::State {
+  explicit State(ServerOptions o) : options(std::move(o)), models(options.model_roots) {}
+
+  ServerOptions options;
+  httplib::Server http;
+  ServedModels models;
+  JobQueue jobs;
+  ModelCache cache;  // used only by the job queue's worker
+  std::unique_ptr<RequestGuard> guard;
+  int port = 0;
+  std::mutex stop_mutex;
+  std::condition_variable stop_changed;
+  bool stop_requested = false;
+  bool listener_done = false;
+
+  void install_routes();
+  void reconstruct(const httplib::Request& req, httplib::Response& res);
+};
+
+void WebServer::State::install_routes() {
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const GuardVerdict verdict = guard->check(req);
+    if (verdict.status == 0) return httplib::Server::HandlerResponse::Unhandled;
+    spdlog::warn("refused {} {} ({}): {}", req.method, req.path, verdict.status, verdict.reason);
+    reply_error(res, verdict.status, verdict.reason);
+    return httplib::Server::HandlerResponse::Handled;
+  });
+  // A client that asks before sending its body (curl does above 1 MB) hears a refusal instead.
+  http.set_expect_100_continue_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const GuardVerdict verdict = guard->check(req);
+    if (verdict.status == 0) return 100;
+    reply_error(res, verdict.status, verdict.reason);
+    return verdict.status;
+  });
+  http.set_post_routing_handler([](const httplib::Request& req, httplib::Response& res) {
+    res.set_header("Cache-Control", req.path.rfind("/api/", 0) == 0 ? "no-store" : "no-cache");
+  });
+  // Statuses httplib sets itself (404 of an unknown route, 400 of a bad request line) get a body.
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req,
+                                                                 httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    reply_error(res, res.status, fmt::format("{} {}: status {}", req.method, req.path, res.status));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler(
+      [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+        std::string message = "unknown error";
+        int status = 500;
+        try {
+          std::rethrow_exception(ep);
+        } catch (const lf::Error& e) {
+          message = e.what();
+          status = 400;  // our errors name what the request got wrong
+        } catch (const std::exception& e) {
+          message = e.what();
+        } catch (...) {
+        }
+        spdlog::warn("{} {}: {}", req.method, req.path, message);
+        reply_error(res, status, message);
+      });
+  http.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
+  });
+
+  http.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
+    reply_json(res, 200, {{"ok", true}, {"version", LF_VERSION}});
+  });
+  http.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
+    Json list = Json::array();
+    for (const auto& m : models.scan()) list.push_back(m.to_json());
+    reply_json(res, 200, {{"models", list}});
+  });
+  http.Get(R"(/api/models/([A-Za-z0-9._-]+))", [this](const httplib::Request& req,
+                                                      httplib::Response& res) {
+    const auto model = models.find(req.matches[1]);
+    if (!model)
+      return reply_error(
+          res, 404, "no model '" + std::string(req.matches[1]) + "' (GET /api/models lists them)");
+    Json out = model->to_json();
+    try {
+      const Json config = Config::from_yaml_file(model->dir + "/config.json").json();
+      for (const char* section : {"model", "train"})
+        if (config.contains(section)) out["config"][section] = config[section];
+    } catch (const std::exception&) {
+    }
+    reply_json(res, 200, out);
+  });
+  http.Post(R"(/api/models/([A-Za-z0-9._-]+)/reconstruct)",
+            [this](const httplib::Request& req, httplib::Response& res) { reconstruct(req, res); });
+  http.Get("/api/jobs", [this](const httplib::Request&, httplib::Response& res) {
+    reply_json(res, 200, {{"jobs", jobs.list()}});
+  });
+  http.Get(R"(/api/jobs/([0-9]+))", [this](const httplib::Request& req, httplib::Response& res) {
+    const auto job = jobs.describe(req.matches[1]);
+    if (!job) return reply_error(res, 404, "no job " + std::string(req.matches[1]));
+    reply_json(res, 200, *job);
+  });
+  http.Post(R"(/api/jobs/([0-9]+)/cancel)",
+            [this](const httplib::Request& req, httplib::Response& res) {
+              if (!jobs.cancel(req.matches[1]))
+                return reply_error(res, 404, "no job " + std::string(req.matches[1]));
+              reply_json(res, 200, *jobs.describe(req.matches[1], /*with_result=*/false));
+            });
+  http.Get(R"(/api/runs/([A-Za-z0-9._-]+)/log)",
+           [this](const httplib::Request& req, httplib::Response& res) {
+             const auto model = models.find(req.matches[1]);
+             if (!model || !model->has_log)
+               return reply_error(res, 404,
+                                  "no run '" + std::string(req.matches[1]) +
+                                      "' with a log.jsonl (GET /api/models lists them)");
+             const int64_t after = query_int(req, "after", -1, -1, int64_t{1} << 50);
+             Json out = read_run_log(model->dir, after);
+             out["id"] = model->id;
+             out["kind"] = model->kind;
+             out["images"] = model->images;
+             out["metrics"] = model->metrics;
+             reply_json(res, 200, out);
+           });
+  http.Get(R"(/api/runs/([A-Za-z0-9._-]+)/images/([a-z_]+)\.png)",
+           [this](const httplib::Request& req, httplib::Response& res) {
+             const std::string name = req.matches[2];
+             const auto& names = run_image_names();
+             const auto model = models.find(req.matches[1]);
+             if (!model || std::find(names.begin(), names.end(), name) == names.end())
+               return reply_error(
+                   res, 404,
+                   "no picture '" + name + "' of run '" + std::string(req.matches[1]) + "'");
+             const std::string png = run_image_png(model->dir, name);
+             if (png.empty())
+               return reply_error(res, 404, "run '" + model->id + "' has no " + name + ".png yet");
+             res.set_content(png, "image/png");
+           });
+  // Everything else: an embedded page or asset, else 404.
+  http.Get(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {
+    const StaticAsset* asset = find_static_asset(req.path);
+    if (!asset) return reply_error(res, 404, "no page " + req.path);
+    res.set_content(reinterpret_cast<const char*>(asset->data), asset->size,
+                    static_content_type(asset->path).c_str());
+  });
+}
+
+void WebServer::State::reconstruct(const httplib::Request& req, httplib::Response& res) {
+  const auto model = models.find(req.matches[1]);
+  if (!model)
+    return reply_error(
+        res, 404, "no model '" + std::string(req.matches[1]) + "' (GET /api/models lists them)");
+  if (!model->reconstructs())
+    return reply_error(res, 400,
+                       fmt::format("model '{}' is a {}: reconstruction needs an image autoencoder",
+                                   model->id, model->kind));
+  if (req.body.empty())
+    return reply_error(res, 400, "expected an image (PNG, JPEG or BMP) as the request body");
+  // The header only: the size is checked before a single pixel is decoded.
+  const ImageInfo info = probe_image(req.body, "upload");
+  const double megapixels = static_cast<double>(info.width) * info.height / 1e6;
+  if (megapixels > options.max_megapixels)
+    return reply_error(res, 413,
+                       fmt::format("image is {}x{} ({:.1f} megapixels): expected at most {}",
+                                   info.width, info.height, megapixels, options.max_megapixels));
+  const int64_t wait_s = query_int(req, "wait", 0, 0, 600);
+  ReconstructSettings settings;
+  settings.device = options.device;
+  settings.max_side = options.max_side;
+  settings.threads = options.threads;
+  auto upload = std::make_shared<std::string>(req.body);
+  const auto job = jobs.submit(
+      "reconstruct", model->id, [this, model = *model, upload, settings](JobContext& context) {
+        return reconstruct_upload(model, *upload, settings, cache, context);
+      });
+  if (!job)
+    return reply_error(res, 503, "the job queue is full: try again when a job has finished");
+  if (wait_s > 0) return reply_json(res, 200, *jobs.wait(*job, std::chrono::seconds(wait_s)));
+  reply_json(res, 202, *jobs.describe(*job, /*with_result=*/false));
+}
+
+WebServer::WebServer(ServerOptions options) : state_(std::make_unique<State>(std::move(options))) {}
+
+WebServer::~WebServer() {
+  stop();
+}
+
+int WebServer::bind() {
+  State& s = *state_;
+  const size_t threads = s.options.http_threads;
+  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // One request per connection: a refused request's unread body never reaches the next parse,
+  // and no idle keep-alive connection holds one of the few threads.
+  s.http.set_keep_alive_max_count(1);
+  s.http.set_payload_max_length(s.options.max_body_bytes);
+  s.http.set_read_timeout(10, 0);
+  s.http.set_write_timeout(10, 0);
+  s.http.set_default_headers({{"X-Content-Type-Options", "nosniff"},
+                              {"X-Frame-Options", "DENY"},
+                              {"Referrer-Policy", "no-referrer"},
+                              {"Content-Security-Policy", kSecurityPolicy}});
+  if (s.options.port == 0)
+    s.port = s.http.bind_to_any_port(s.options.host);
+  else
+    s.port = s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1;
+  if (s.port <= 0)
+    fail("serve", "cannot listen on {}:{} (address in use, or not an address of this machine)",
+         s.options.host, s.options.port);
+  std::vector<std::string> hosts = s.options.allow_hosts;
+  hosts.push_back(s.options.host);
+  s.guard = std::make_unique<RequestGuard>(s.port, hosts, s.options.max_body_bytes);
+  s.install_routes();
+  return s.port;
+}
+
+bool WebServer::run(std::chrono::milliseconds grace) {
+  State& s = *state_;
+  std::thread listener([&s] {
+    s.http.listen_after_bind();
+    std::lock_guard<std::mutex> lock(s.stop_mutex);
+    s.listener_done = true;
+    s.stop_changed.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(s.stop_mutex);
+  s.stop_changed.wait(lock, [&] { return s.stop_requested || s.listener_done; });
+  const bool closed = s.stop_changed.wait_for(lock, grace, [&] { return s.listener_done; });
+  lock.unlock();
+  s.jobs.shutdown();
+  if (!closed) {
+    listener.detach();
+    return false;
+  }
+  listener.join();
+  return true;
+}
+
+void WebServer::stop() {
+  {
+    std::lock_guard<std::mutex> lock(state_->stop_mutex);
+    state_->stop_requested = true;
+    state_->stop_changed.notify_all();
+  }
+  state_->jobs.shutdown();  // wakes requests waiting on a job
+  state_->http.stop();
+}
+
+}  // namespace lf::serve
