@@ -22,7 +22,8 @@ int main(int argc, char** argv) {
       inputs.push_back(arg);
     }
   }
-  if (inputs.empty() || (model_dir.empty() == config.empty()) || config.empty() != weights.empty()) {
+  if (inputs.empty() || (model_dir.empty() == config.empty()) ||
+      config.empty() != weights.empty()) {
     std::fprintf(stderr,
                  "usage: tokenize --model RUN_DIR IMAGE...\n"
                  "       tokenize --config CONFIG.yaml --weights WEIGHTS IMAGE...\n");

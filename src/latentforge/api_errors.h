@@ -43,7 +43,8 @@ auto guarded(const char* where, F&& fn) -> decltype(fn()) {
 
 // A path that must exist (not_found otherwise); empty is an invalid argument.
 inline void require_path(const char* where, const std::string& what, const std::string& path) {
-  if (path.empty()) fail(ErrorCode::invalid_argument, fmt::format("[{}] {}: empty path", where, what));
+  if (path.empty())
+    fail(ErrorCode::invalid_argument, fmt::format("[{}] {}: empty path", where, what));
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
     fail(ErrorCode::not_found, fmt::format("[{}] {}: no such file or folder", where, path));

@@ -68,9 +68,8 @@ torch::Tensor from_c(const char* where, const char* what, const lf_tensor* t) {
   int64_t count = 1;
   for (const int64_t s : shape) {
     if (s < 1 || s > (int64_t{1} << 40))
-      throw Error(ErrorCode::shape,
-                  fmt::format("[{}] {}: shape {} has a size outside 1..2^40", where, what,
-                              lf::shape_str(shape)));
+      throw Error(ErrorCode::shape, fmt::format("[{}] {}: shape {} has a size outside 1..2^40",
+                                                where, what, lf::shape_str(shape)));
     if (count > (int64_t{1} << 40) / s)
       throw Error(ErrorCode::shape, fmt::format("[{}] {}: shape {} holds more than 2^40 values",
                                                 where, what, lf::shape_str(shape)));
@@ -79,8 +78,12 @@ torch::Tensor from_c(const char* where, const char* what, const lf_tensor* t) {
   if (!in.data) invalid(fmt::format("[{}] {}: data is NULL", where, what));
   torch::ScalarType type;
   switch (in.dtype) {
-    case LF_FLOAT32: type = torch::kFloat32; break;
-    case LF_INT64: type = torch::kInt64; break;
+    case LF_FLOAT32:
+      type = torch::kFloat32;
+      break;
+    case LF_INT64:
+      type = torch::kInt64;
+      break;
     default:
       throw Error(ErrorCode::shape,
                   fmt::format("[{}] {}: dtype {}, expected LF_FLOAT32 or LF_INT64", where, what,
@@ -112,7 +115,20 @@ lf_tensor& output(const char* where, const char* what, lf_tensor* out) {
   return o;
 }
 
-std::string device_name(const char* device) { return device ? device : "cpu"; }
+// The model's tensor -> tensor calls: `in` borrowed from the caller, `out` filled for it.
+lf_status model_call(const char* where, lf_model* model, const char* in_name, const lf_tensor* in,
+                     const char* out_name, lf_tensor* out,
+                     torch::Tensor (latentforge::Model::*method)(const torch::Tensor&)) {
+  return call(where, [&] {
+    auto& o = output(where, out_name, out);
+    auto& m = require(where, "model", model).model;
+    to_c(where, (m.*method)(from_c(where, in_name, in)), &o);
+  });
+}
+
+std::string device_name(const char* device) {
+  return device ? device : "cpu";
+}
 
 std::string text(const char* where, const char* what, const char* s) {
   if (!s) invalid(fmt::format("[{}] {}: NULL", where, what));
@@ -123,9 +139,13 @@ std::string text(const char* where, const char* what, const char* s) {
 
 extern "C" {
 
-const char* lf_version(void) { return LATENTFORGE_VERSION; }
+const char* lf_version(void) {
+  return LATENTFORGE_VERSION;
+}
 
-const char* lf_last_error(void) { return last_error.c_str(); }
+const char* lf_last_error(void) {
+  return last_error.c_str();
+}
 
 lf_status lf_set_num_threads(int threads) {
   return call("lf_set_num_threads", [&] { latentforge::set_num_threads(threads); });
@@ -157,7 +177,9 @@ lf_status lf_model_open_original(const char* config_yaml, const char* weights, c
   });
 }
 
-void lf_model_close(lf_model* model) { delete model; }
+void lf_model_close(lf_model* model) {
+  delete model;
+}
 
 lf_status lf_model_get_info(const lf_model* model, lf_model_info* out) {
   const char* where = "lf_model_get_info";
@@ -189,48 +211,28 @@ lf_status lf_model_set_tiling(lf_model* model, int64_t tile, int64_t overlap) {
 }
 
 lf_status lf_encode(lf_model* model, const lf_tensor* images, lf_tensor* latents) {
-  const char* where = "lf_encode";
-  return call(where, [&] {
-    auto& o = output(where, "latents", latents);
-    auto& m = require(where, "model", model).model;
-    to_c(where, m.encode(from_c(where, "images", images)), &o);
-  });
+  return model_call("lf_encode", model, "images", images, "latents", latents,
+                    &latentforge::Model::encode);
 }
 
 lf_status lf_encode_indices(lf_model* model, const lf_tensor* images, lf_tensor* indices) {
-  const char* where = "lf_encode_indices";
-  return call(where, [&] {
-    auto& o = output(where, "indices", indices);
-    auto& m = require(where, "model", model).model;
-    to_c(where, m.encode_indices(from_c(where, "images", images)), &o);
-  });
+  return model_call("lf_encode_indices", model, "images", images, "indices", indices,
+                    &latentforge::Model::encode_indices);
 }
 
 lf_status lf_decode(lf_model* model, const lf_tensor* latents, lf_tensor* images) {
-  const char* where = "lf_decode";
-  return call(where, [&] {
-    auto& o = output(where, "images", images);
-    auto& m = require(where, "model", model).model;
-    to_c(where, m.decode(from_c(where, "latents", latents)), &o);
-  });
+  return model_call("lf_decode", model, "latents", latents, "images", images,
+                    &latentforge::Model::decode);
 }
 
 lf_status lf_decode_indices(lf_model* model, const lf_tensor* indices, lf_tensor* images) {
-  const char* where = "lf_decode_indices";
-  return call(where, [&] {
-    auto& o = output(where, "images", images);
-    auto& m = require(where, "model", model).model;
-    to_c(where, m.decode_indices(from_c(where, "indices", indices)), &o);
-  });
+  return model_call("lf_decode_indices", model, "indices", indices, "images", images,
+                    &latentforge::Model::decode_indices);
 }
 
 lf_status lf_reconstruct(lf_model* model, const lf_tensor* images, lf_tensor* out) {
-  const char* where = "lf_reconstruct";
-  return call(where, [&] {
-    auto& o = output(where, "out", out);
-    auto& m = require(where, "model", model).model;
-    to_c(where, m.reconstruct(from_c(where, "images", images)), &o);
-  });
+  return model_call("lf_reconstruct", model, "images", images, "out", out,
+                    &latentforge::Model::reconstruct);
 }
 
 lf_status lf_sample(lf_model* model, int64_t n, uint64_t seed, lf_tensor* images) {
@@ -253,7 +255,9 @@ lf_status lf_prior_open(const char* run_dir, const char* device, lf_prior** out)
   });
 }
 
-void lf_prior_close(lf_prior* prior) { delete prior; }
+void lf_prior_close(lf_prior* prior) {
+  delete prior;
+}
 
 void lf_sample_options_init(lf_sample_options* options) {
   if (!options) return;
@@ -340,8 +344,8 @@ lf_status lf_read_tensor(const char* path, const char* name, lf_tensor* out) {
       if (it == tensors.end()) {
         std::string names;
         for (const auto& [k, v] : tensors) names += (names.empty() ? "" : ", ") + k;
-        throw Error(ErrorCode::bad_input,
-                    fmt::format("[{}] {}: no tensor '{}' (it holds: {})", where, file, name, names));
+        throw Error(ErrorCode::bad_input, fmt::format("[{}] {}: no tensor '{}' (it holds: {})",
+                                                      where, file, name, names));
       }
       t = it->second;
     } else {

@@ -47,7 +47,8 @@ typedef struct lf_tensor {
   int64_t shape[LF_MAX_DIMS];
   void* data;
 } lf_tensor;
-#define LF_TENSOR_INIT {LF_FLOAT32, 0, {0}, NULL}
+#define LF_TENSOR_INIT \
+  { LF_FLOAT32, 0, {0}, NULL }
 
 typedef struct lf_model lf_model; /* an image autoencoder */
 typedef struct lf_prior lf_prior; /* a prior over a VQ model's codes, with that VQ model */
@@ -90,7 +91,8 @@ LF_API lf_status lf_model_get_info(const lf_model* model, lf_model_info* out);
 /* VQGAN / KL autoencoder on the CPU: the memory bound of one encode / decode in bytes (0 = 80% of
  * the available memory); larger images are computed exactly in row bands. */
 LF_API lf_status lf_model_set_memory_limit(lf_model* model, int64_t bytes);
-/* VQGAN / KL autoencoder: always (always != 0) encode / decode in row bands: exact, least memory. */
+/* VQGAN / KL autoencoder: always (always != 0) encode / decode in row bands: exact, least memory.
+ */
 LF_API lf_status lf_model_set_streaming(lf_model* model, int always);
 /* VQGAN / KL autoencoder: blended tiles of `tile` pixels (approximate); 0 = off, overlap -1 = a
  * quarter of the tile. */
@@ -117,8 +119,8 @@ LF_API lf_status lf_prior_sample(lf_prior* prior, const lf_sample_options* optio
 
 /* Trains from a YAML config into run_dir, like `latentforge train --config C --out D [--set ...]`
  * (resume != 0: `--resume D`, config may be NULL). Blocks until done. */
-LF_API lf_status lf_train(const char* config_yaml, const char* run_dir, const char* const* overrides,
-                          size_t num_overrides, int resume);
+LF_API lf_status lf_train(const char* config_yaml, const char* run_dir,
+                          const char* const* overrides, size_t num_overrides, int resume);
 
 /* png / jpg / bmp, or the "images" of a .safetensors file; channels 0 keeps the file's. */
 LF_API lf_status lf_read_images(const char* path, int64_t channels, lf_tensor* images);

@@ -55,11 +55,11 @@ struct OpenOptions {
 
 // What a model takes and gives.
 struct ModelInfo {
-  std::string kind;            // "ae", "vae", "vqvae", "vqgan", "autoencoder_kl"
-  int64_t image_channels = 0;  // C of the images [N, C, H, W] in [-1, 1]
+  std::string kind;             // "ae", "vae", "vqvae", "vqgan", "autoencoder_kl"
+  int64_t image_channels = 0;   // C of the images [N, C, H, W] in [-1, 1]
   int64_t latent_channels = 0;  // c of the latents [N, c, H/f, W/f]
-  int64_t factor = 0;          // f: image pixels per latent cell along each side
-  int64_t codebook_size = 0;   // K of a VQ model; 0 for continuous latents
+  int64_t factor = 0;           // f: image pixels per latent cell along each side
+  int64_t codebook_size = 0;    // K of a VQ model; 0 for continuous latents
 };
 
 // A loaded image autoencoder. Copies share the same model. Calls on one Model (and its copies)
@@ -146,10 +146,10 @@ class LATENTFORGE_API Prior {
 
 struct TrainOptions {
   std::vector<std::string> overrides;  // "train.steps=500", as `train --set`
-  bool resume = false;   // continue the run in run_dir from its latest checkpoint
-  bool force = false;    // start over in a run folder that holds a run
-  bool report = true;    // evaluate and draw the pictures at the end
-  int64_t eval_limit = 0;  // evaluate on the first N test images (0 = all)
+  bool resume = false;                 // continue the run in run_dir from its latest checkpoint
+  bool force = false;                  // start over in a run folder that holds a run
+  bool report = true;                  // evaluate and draw the pictures at the end
+  int64_t eval_limit = 0;              // evaluate on the first N test images (0 = all)
   std::string device = "cpu";
   uint64_t seed = 0;  // used unless the config sets seed:
 };

@@ -86,7 +86,8 @@ void describe(Model::Impl& m) {
 }
 
 void check_images(const char* where, const Model::Impl& m, const torch::Tensor& x) {
-  if (!x.defined()) fail(ErrorCode::invalid_argument, fmt::format("[{}] images: empty tensor", where));
+  if (!x.defined())
+    fail(ErrorCode::invalid_argument, fmt::format("[{}] images: empty tensor", where));
   if (x.dim() != 4 || x.size(1) != m.info.image_channels || x.size(0) < 1 || x.size(2) < 1 ||
       x.size(3) < 1)
     fail(ErrorCode::shape, fmt::format("[{}] images: expected [N, {}, H, W], got {}", where,
@@ -101,16 +102,17 @@ void check_images(const char* where, const Model::Impl& m, const torch::Tensor& 
 }
 
 void check_latents(const char* where, const Model::Impl& m, const torch::Tensor& z) {
-  if (!z.defined()) fail(ErrorCode::invalid_argument, fmt::format("[{}] latents: empty tensor", where));
+  if (!z.defined())
+    fail(ErrorCode::invalid_argument, fmt::format("[{}] latents: empty tensor", where));
   const bool ok = z.dim() == m.latent_rank && z.size(0) >= 1 &&
                   z.size(1) == m.info.latent_channels &&
                   (z.dim() == 2 || (z.size(2) >= 1 && z.size(3) >= 1));
   if (!ok)
-    fail(ErrorCode::shape, fmt::format("[{}] latents: expected {}, got {}", where,
-                                       m.latent_rank == 4
-                                           ? fmt::format("[N, {}, h, w]", m.info.latent_channels)
-                                           : fmt::format("[N, {}]", m.info.latent_channels),
-                                       lf::shape_str(z.sizes())));
+    fail(ErrorCode::shape,
+         fmt::format("[{}] latents: expected {}, got {}", where,
+                     m.latent_rank == 4 ? fmt::format("[N, {}, h, w]", m.info.latent_channels)
+                                        : fmt::format("[N, {}]", m.info.latent_channels),
+                     lf::shape_str(z.sizes())));
   if (!z.is_floating_point())
     fail(ErrorCode::shape, fmt::format("[{}] latents: expected floats, got {}", where,
                                        c10::toString(z.scalar_type())));
@@ -123,11 +125,11 @@ void check_indices(const char* where, const Model::Impl& m, const torch::Tensor&
                      m.info.kind));
   if (!codes.defined())
     fail(ErrorCode::invalid_argument, fmt::format("[{}] indices: empty tensor", where));
-  if (codes.dim() != 3 || codes.numel() == 0 || codes.is_floating_point() ||
-      codes.is_complex() || codes.scalar_type() == torch::kBool)
-    fail(ErrorCode::shape, fmt::format("[{}] indices: expected integers [N, h, w], got {} {}",
-                                       where, c10::toString(codes.scalar_type()),
-                                       lf::shape_str(codes.sizes())));
+  if (codes.dim() != 3 || codes.numel() == 0 || codes.is_floating_point() || codes.is_complex() ||
+      codes.scalar_type() == torch::kBool)
+    fail(ErrorCode::shape,
+         fmt::format("[{}] indices: expected integers [N, h, w], got {} {}", where,
+                     c10::toString(codes.scalar_type()), lf::shape_str(codes.sizes())));
   const int64_t lo = codes.min().item<int64_t>(), hi = codes.max().item<int64_t>();
   if (lo < 0 || hi >= m.info.codebook_size)
     fail(ErrorCode::shape, fmt::format("[{}] indices: expected codes in [0, {}), got [{}, {}]",
@@ -185,7 +187,9 @@ Model Model::open_original(const std::string& config_yaml, const std::string& we
   });
 }
 
-const ModelInfo& Model::info() const { return impl_->info; }
+const ModelInfo& Model::info() const {
+  return impl_->info;
+}
 
 torch::Tensor Model::encode(const torch::Tensor& images) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
@@ -215,8 +219,8 @@ torch::Tensor Model::decode(const torch::Tensor& latents) {
   check_latents("Model::decode", *impl_, latents);
   return guarded("Model::decode", [&] {
     torch::NoGradGuard no_grad;
-    return to_host(
-        impl_->model->decode({{"latents", latents.to(impl_->device, torch::kFloat32)}}).clamp(-1, 1));
+    return to_host(impl_->model->decode({{"latents", latents.to(impl_->device, torch::kFloat32)}})
+                       .clamp(-1, 1));
   });
 }
 
@@ -235,14 +239,16 @@ torch::Tensor Model::reconstruct(const torch::Tensor& images) {
   check_images("Model::reconstruct", *impl_, images);
   return guarded("Model::reconstruct", [&] {
     torch::NoGradGuard no_grad;
-    return to_host(impl_->model->reconstruct(images.to(impl_->device, torch::kFloat32)).clamp(-1, 1));
+    return to_host(
+        impl_->model->reconstruct(images.to(impl_->device, torch::kFloat32)).clamp(-1, 1));
   });
 }
 
 torch::Tensor Model::sample(int64_t n, uint64_t seed) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (n < 1 || n > 100000)
-    fail(ErrorCode::invalid_argument, fmt::format("[Model::sample] n: expected 1..100000, got {}", n));
+    fail(ErrorCode::invalid_argument,
+         fmt::format("[Model::sample] n: expected 1..100000, got {}", n));
   if (impl_->info.kind != "vae")
     fail(ErrorCode::unsupported,
          fmt::format("[Model::sample] a {} model has no prior of its own (a VAE has; for VQ "
@@ -255,29 +261,37 @@ torch::Tensor Model::sample(int64_t n, uint64_t seed) {
   });
 }
 
+namespace {
+
+// Applies the model's memory options changed by `edit`; they are kept only when they apply.
+template <typename Edit>
+void update_memory(const char* where, Model::Impl& m, bool needs_ldm, const Edit& edit) {
+  if (needs_ldm) require_ldm(where, m);
+  auto memory = m.memory;
+  edit(memory);
+  guarded(where, [&] { lf::apply_memory_options(*m.model, memory, m.device); });
+  m.memory = memory;
+}
+
+}  // namespace
+
 void Model::set_memory_limit(int64_t bytes) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   if (bytes < 0)
     fail(ErrorCode::invalid_argument,
          fmt::format("[Model::set_memory_limit] expected bytes >= 0, got {}", bytes));
-  if (bytes > 0) require_ldm("Model::set_memory_limit", *impl_);
-  auto memory = impl_->memory;
-  memory.max_bytes = bytes;
-  memory.tile = 0;
-  guarded("Model::set_memory_limit",
-          [&] { lf::apply_memory_options(*impl_->model, memory, impl_->device); });
-  impl_->memory = memory;
+  update_memory("Model::set_memory_limit", *impl_, bytes > 0, [&](lf::MemoryOptions& memory) {
+    memory.max_bytes = bytes;
+    memory.tile = 0;
+  });
 }
 
 void Model::set_streaming(bool always) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
-  if (always) require_ldm("Model::set_streaming", *impl_);
-  auto memory = impl_->memory;
-  memory.stream = always;
-  memory.tile = 0;
-  guarded("Model::set_streaming",
-          [&] { lf::apply_memory_options(*impl_->model, memory, impl_->device); });
-  impl_->memory = memory;
+  update_memory("Model::set_streaming", *impl_, always, [&](lf::MemoryOptions& memory) {
+    memory.stream = always;
+    memory.tile = 0;
+  });
 }
 
 void Model::set_tiling(int64_t tile, int64_t overlap) {
@@ -287,24 +301,21 @@ void Model::set_tiling(int64_t tile, int64_t overlap) {
          fmt::format("[Model::set_tiling] expected tile >= 0 and -1 <= overlap < tile, got tile "
                      "{}, overlap {}",
                      tile, overlap));
-  if (tile > 0) require_ldm("Model::set_tiling", *impl_);
-  auto memory = impl_->memory;
-  memory.tile = tile;
-  memory.tile_overlap = overlap;
-  if (tile > 0) {
-    memory.stream = false;
-    memory.max_bytes = 0;
-  }
-  guarded("Model::set_tiling",
-          [&] { lf::apply_memory_options(*impl_->model, memory, impl_->device); });
-  impl_->memory = memory;
+  update_memory("Model::set_tiling", *impl_, tile > 0, [&](lf::MemoryOptions& memory) {
+    memory.tile = tile;
+    memory.tile_overlap = overlap;
+    if (tile > 0) {
+      memory.stream = false;
+      memory.max_bytes = 0;
+    }
+  });
 }
 
 struct Prior::Impl {
   std::mutex mutex;
   std::shared_ptr<lf::PriorImpl> prior;
   lf::PriorStages stages;
-  std::optional<Model> stage1;  // set once open succeeds
+  std::optional<Model> stage1;    // set once open succeeds
   lf::AutoencoderPtr cond_stage;  // image-conditional priors: the condition images' VQ model
   int64_t cond_channels = 0;
   torch::Device device = torch::kCPU;
@@ -345,18 +356,29 @@ Prior Prior::open(const std::string& run_dir, const OpenOptions& options) {
   return Prior(impl);
 }
 
-std::string Prior::kind() const { return impl_->prior->kind(); }
-int64_t Prior::num_classes() const { return impl_->prior->num_classes(); }
-bool Prior::image_conditional() const { return impl_->prior->cond_num_codes() > 0; }
-std::vector<int64_t> Prior::grid() const { return impl_->prior->grid(); }
-Model Prior::stage1() const { return *impl_->stage1; }
+std::string Prior::kind() const {
+  return impl_->prior->kind();
+}
+int64_t Prior::num_classes() const {
+  return impl_->prior->num_classes();
+}
+bool Prior::image_conditional() const {
+  return impl_->prior->cond_num_codes() > 0;
+}
+std::vector<int64_t> Prior::grid() const {
+  return impl_->prior->grid();
+}
+Model Prior::stage1() const {
+  return *impl_->stage1;
+}
 
 torch::Tensor Prior::sample_indices(const SampleOptions& o) {
   std::lock_guard<std::mutex> lock(impl_->mutex);
   const char* where = "Prior::sample";
   auto& prior = *impl_->prior;
   if (o.n < 1 || o.n > 100000)
-    fail(ErrorCode::invalid_argument, fmt::format("[{}] n: expected 1..100000, got {}", where, o.n));
+    fail(ErrorCode::invalid_argument,
+         fmt::format("[{}] n: expected 1..100000, got {}", where, o.n));
   if (o.grid_h < 0 || o.grid_w < 0 || o.grid_h > 1024 || o.grid_w > 1024 ||
       (o.grid_h == 0) != (o.grid_w == 0))
     fail(ErrorCode::invalid_argument,

@@ -13,7 +13,9 @@ namespace {
 std::atomic<bool> threads_chosen{false};
 }  // namespace
 
-std::string version() { return LF_VERSION; }
+std::string version() {
+  return LF_VERSION;
+}
 
 void set_num_threads(int threads) {
   if (threads < 0)
@@ -32,15 +34,14 @@ void apply_runtime_defaults() {
 torch::Tensor read_images(const std::string& path, int64_t channels) {
   detail::require_path("read_images", "path", path);
   if (channels != 0 && channels != 1 && channels != 3)
-    detail::fail(ErrorCode::invalid_argument,
-                 fmt::format("[read_images] channels: expected 0 (as stored), 1 or 3, got {}",
-                             channels));
+    detail::fail(
+        ErrorCode::invalid_argument,
+        fmt::format("[read_images] channels: expected 0 (as stored), 1 or 3, got {}", channels));
   return detail::guarded("read_images", [&] { return lf::read_images(path, channels); });
 }
 
 void write_images(const std::string& path, const torch::Tensor& images, int64_t nrow) {
-  if (path.empty())
-    detail::fail(ErrorCode::invalid_argument, "[write_images] path: empty");
+  if (path.empty()) detail::fail(ErrorCode::invalid_argument, "[write_images] path: empty");
   if (!images.defined() || images.dim() != 4 || images.size(0) < 1 ||
       (images.size(1) != 1 && images.size(1) != 3) || !images.is_floating_point())
     detail::fail(ErrorCode::shape,

@@ -19,7 +19,8 @@ struct MemoryOptions {
 
 // Applies the options to `model` (running on `device`). Models other than VQGAN / KL accept only
 // the defaults; the memory bound covers the whole process, so what is resident now (weights,
-// runtime) is taken off it. Throws lf::Error naming the option on a conflict or an impossible bound.
+// runtime) is taken off it. Throws lf::Error naming the option on a conflict or an impossible
+// bound.
 void apply_memory_options(AutoencoderImpl& model, const MemoryOptions& options,
                           torch::Device device);
 

@@ -32,7 +32,8 @@ Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Con
   const std::string& run_dir = outcome.run_dir;
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
-    outcome.files.insert(outcome.files.end(), {"metrics.json", "samples.png", "training_curves.png"});
+    outcome.files.insert(outcome.files.end(),
+                         {"metrics.json", "samples.png", "training_curves.png"});
     return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, r.eval_limit);
   }
   DatasetSpec test_spec = spec;
@@ -73,7 +74,8 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     if (run_dir.empty()) throw Error("[train] resume: the run folder to continue is required");
     config = Config::from_yaml_file(run_dir + "/config.json");
   } else {
-    if (r.config.empty()) throw Error("[train] --config FILE.yaml is required (or --resume RUN_DIR)");
+    if (r.config.empty())
+      throw Error("[train] --config FILE.yaml is required (or --resume RUN_DIR)");
     config = Config::from_yaml_file(r.config);
     if (run_dir.empty()) run_dir = "runs/" + fs::path(r.config).stem().string();
   }
@@ -151,7 +153,8 @@ TrainingOutcome run_training(const TrainingRequest& r) {
   save_module_safetensors(*model, run_dir + "/model.safetensors");
   outcome.files.push_back("model.safetensors");
 
-  if (r.report) outcome.metrics = write_report(outcome, model, resolved, train_data, stages, r, seed);
+  if (r.report)
+    outcome.metrics = write_report(outcome, model, resolved, train_data, stages, r, seed);
   return outcome;
 }
 

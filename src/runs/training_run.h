@@ -15,7 +15,7 @@ namespace lf {
 struct TrainingRequest {
   std::string config;                  // YAML config (not needed with resume)
   std::vector<std::string> overrides;  // "train.steps=500"
-  std::string run_dir;                 // default runs/<config name>; with resume the run to continue
+  std::string run_dir;  // default runs/<config name>; with resume the run to continue
   bool resume = false;
   bool force = false;  // start over in a folder that holds a run
   bool report = true;  // evaluate and draw pictures at the end
@@ -28,7 +28,7 @@ struct TrainingRequest {
 struct TrainingOutcome {
   std::string run_dir;
   int64_t steps = 0;
-  Json metrics;                     // null without a report
+  Json metrics;                    // null without a report
   std::vector<std::string> files;  // what the run folder now holds for the user to look at
 };
 

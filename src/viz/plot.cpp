@@ -17,7 +17,7 @@ namespace lf {
 namespace {
 
 constexpr const char* kWhere = "plot";
-constexpr int kInk = 1;       // cmap0 index of axes and text
+constexpr int kInk = 1;          // cmap0 index of axes and text
 constexpr int kFirstSeries = 2;  // cmap0 indices of the series colours
 const int kPalette[][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
                            {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127}};
@@ -47,8 +47,9 @@ void require_memcairo() {
   plgDevs(&menus, &names, &n);
   for (int i = 0; i < n; ++i)
     if (names[i] && std::strcmp(names[i], "memcairo") == 0) return;
-  fail(kWhere, "PLplot's memcairo device is not installed (Debian: plplot-driver-cairo; "
-               "scripts/setup.sh installs it)");
+  fail(kWhere,
+       "PLplot's memcairo device is not installed (Debian: plplot-driver-cairo; "
+       "scripts/setup.sh installs it)");
 }
 
 // Runs `draw` on a fresh PLplot page of the options' size, with the axes of [x0, x1] x [y0, y1]
@@ -142,8 +143,8 @@ torch::Tensor plot_lines(const std::vector<PlotSeries>& series, const PlotOption
     const std::vector<PLINT> text_colors(series.size(), kInk);
     PLFLT legend_w = 0, legend_h = 0;
     pllegend(&legend_w, &legend_h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, kInk,
-             1, 0, 0, static_cast<PLINT>(series.size()), opts.data(), 1.0, 0.9, 1.8, 0.0,
+             PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, kInk, 1,
+             0, 0, static_cast<PLINT>(series.size()), opts.data(), 1.0, 0.9, 1.8, 0.0,
              text_colors.data(), names.data(), nullptr, nullptr, nullptr, nullptr, colors.data(),
              styles.data(), widths.data(), nullptr, nullptr, nullptr, nullptr);
   });

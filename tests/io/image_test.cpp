@@ -157,7 +157,8 @@ TEST_F(ImageTest, ChannelsConversion) {
   ASSERT_EQ(three.sizes(), (std::vector<int64_t>{3, 6, 7}));
   for (int c = 0; c < 3; ++c) EXPECT_TRUE(torch::equal(three[c], one[0]));
 
-  expect_image_error([&] { lf::load_image(path("gray.png"), 2); }, {"[image::load]", "channels", "2"});
+  expect_image_error([&] { lf::load_image(path("gray.png"), 2); },
+                     {"[image::load]", "channels", "2"});
 }
 
 TEST_F(ImageTest, Uint8ConversionClampsAndRounds) {
@@ -198,7 +199,8 @@ TEST_F(ImageTest, CenterCropResizeShapeConstantAndGradient) {
   EXPECT_LT(tall[1][2][7][0].item<float>(), -0.85f);
   EXPECT_GT(tall[1][2][7][7].item<float>(), 0.85f);
 
-  expect_image_error([&] { lf::center_crop_resize(constant, 0, 32); }, {"[image::center_crop_resize]"});
+  expect_image_error([&] { lf::center_crop_resize(constant, 0, 32); },
+                     {"[image::center_crop_resize]"});
 }
 
 TEST_F(ImageTest, ResizeDownsamplingAverages) {
@@ -278,13 +280,15 @@ TEST_F(ImageTest, HostileTruncatedPng) {
   write_bytes(cut, bytes.substr(0, bytes.size() / 2));
   expect_image_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "cannot decode ("});
   write_bytes(cut, bytes.substr(0, 20));  // cut inside IHDR
-  expect_image_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "not a readable image ("});
+  expect_image_error([&] { lf::load_image(cut); },
+                     {"[image::load]", cut, "not a readable image ("});
 }
 
 TEST_F(ImageTest, HostileRandomBytesAndEmptyFile) {
   const std::string noise = path("noise.png");
   write_bytes(noise, std::string("this is not an image at all, just some text\x01\x02\x03", 47));
-  expect_image_error([&] { lf::load_image(noise); }, {"[image::load]", noise, "not a readable image ("});
+  expect_image_error([&] { lf::load_image(noise); },
+                     {"[image::load]", noise, "not a readable image ("});
   const std::string empty = path("empty.jpg");
   write_bytes(empty, "");
   expect_image_error([&] { lf::load_image(empty); }, {"[image::load]", empty});
@@ -294,11 +298,12 @@ TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   const std::string huge = path("huge.png");
   write_bytes(huge, png_header(100000, 100000));  // over stb's limits too
   expect_image_error([&] { lf::load_image(huge); },
-               {"[image::load]", huge, "100000x100000", "at most 16384 px per side"});
+                     {"[image::load]", huge, "100000x100000", "at most 16384 px per side"});
   // Within stb's own limits but over ours: refused by the size check, from the header alone.
   const std::string wide = path("wide.png");
   write_bytes(wide, png_header(20000, 16));
-  expect_image_error([&] { lf::load_image(wide); }, {"[image::load]", wide, "20000x16", "at most 16384"});
+  expect_image_error([&] { lf::load_image(wide); },
+                     {"[image::load]", wide, "20000x16", "at most 16384"});
 }
 
 // Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
@@ -312,8 +317,8 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   const std::string bomb = path("bomb.jpg");
   write_bytes(bomb, jpeg);
   expect_image_error([&] { lf::load_image(bomb); },
-               {"[image::load]", bomb, "header says 4000x4000, more pixels than a",
-                "-byte JPEG can hold (at most 512 per byte)"});
+                     {"[image::load]", bomb, "header says 4000x4000, more pixels than a",
+                      "-byte JPEG can hold (at most 512 per byte)"});
 
   lf::save_image(path("small.bmp"), torch::zeros({3, 4, 4}));
   std::string bmp = lf::read_file(path("small.bmp"));
@@ -321,7 +326,7 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   const std::string bmp_bomb = path("bomb.bmp");
   write_bytes(bmp_bomb, bmp);
   expect_image_error([&] { lf::load_image(bmp_bomb); },
-               {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
+                     {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
 
   // Found by fuzz/fuzz_image: a Huffman table declaring over 256 codes made Debian's stb write past
   // its arrays (UBSan: index 257 out of bounds for 'stbi_uc[257]'). Refused before stb runs.
@@ -333,13 +338,13 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   const std::string huffman = path("huffman.jpg");
   write_bytes(huffman, tables);
   expect_image_error([&] { lf::load_image(huffman); },
-               {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
+                     {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
 
   // Formats stb knows but we neither write nor need are not decoded at all.
   const std::string gif = path("x.png");
   write_bytes(gif, std::string("GIF89a\x01\x00\x01\x00\x00\x00\x00;", 14));
   expect_image_error([&] { lf::load_image(gif); },
-               {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
+                     {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
 }
 
 TEST_F(ImageTest, HostileBadTensorsOnSave) {
@@ -349,7 +354,11 @@ TEST_F(ImageTest, HostileBadTensorsOnSave) {
         lf::save_image(out, torch::zeros({5, 8, 8}));
       },
       {"[image::save]", out, "expected [C,H,W] with C in {1,3}, got [5, 8, 8]"});
-  expect_image_error([&] { lf::save_image(out, torch::zeros({8, 8})); }, {"[image::save]", "[8, 8]"});
+  expect_image_error(
+      [&] {
+        lf::save_image(out, torch::zeros({8, 8}));
+      },
+      {"[image::save]", "[8, 8]"});
   expect_image_error([&] { lf::save_image(out, torch::zeros({2, 3, 8, 8})); }, {"[2, 3, 8, 8]"});
   expect_image_error(
       [&] {
