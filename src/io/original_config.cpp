@@ -8,21 +8,17 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/json_snippet.h"
 
 namespace lf {
 namespace {
 
-constexpr const char* kWhere = "original_config";
+constexpr const char* kOriginalConfig = "original_config";
 
 // The class name of a "module.Class" target.
 std::string class_name(const std::string& target) {
   const size_t dot = target.rfind('.');
   return dot == std::string::npos ? target : target.substr(dot + 1);
-}
-
-std::string snippet(const Json& value) {
-  std::string s = value.dump(-1, ' ', false, Json::error_handler_t::replace);
-  return s.size() > 60 ? s.substr(0, 57) + "..." : s;
 }
 
 // Typed reads of one object, naming "source: path.key" in errors.
@@ -31,7 +27,7 @@ class Reader {
   Reader(const Json& object, std::string source, std::string path)
       : object_(object), source_(std::move(source)), path_(std::move(path)) {
     if (!object_.is_object())
-      fail(kWhere, "{}: {}: expected a mapping, got {}", source_, path_, snippet(object_));
+      fail(kOriginalConfig, "{}: {}: expected a mapping, got {}", source_, path_, json_snippet(object_));
   }
 
   const Json* find(const std::string& key) {
@@ -41,7 +37,7 @@ class Reader {
   }
   const Json& at(const std::string& key) {
     const Json* v = find(key);
-    if (!v) fail(kWhere, "{}: {}.{}: missing", source_, path_, key);
+    if (!v) fail(kOriginalConfig, "{}: {}.{}: missing", source_, path_, key);
     return *v;
   }
   void ignore(std::initializer_list<const char*> keys) {
@@ -52,38 +48,38 @@ class Reader {
                   int64_t min = 1) {
     const Json* v = find(key);
     if (!v && fallback) return *fallback;
-    if (!v) fail(kWhere, "{}: {}.{}: missing", source_, path_, key);
+    if (!v) fail(kOriginalConfig, "{}: {}.{}: missing", source_, path_, key);
     return to_integer(*v, key, min);
   }
   double number(const std::string& key, double fallback) {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_number() || !std::isfinite(v->get<double>()))
-      fail(kWhere, "{}: {}.{}: expected a number, got {}", source_, path_, key, snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected a number, got {}", source_, path_, key, json_snippet(*v));
     return v->get<double>();
   }
   bool boolean(const std::string& key, bool fallback) {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_boolean())
-      fail(kWhere, "{}: {}.{}: expected true or false, got {}", source_, path_, key, snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected true or false, got {}", source_, path_, key, json_snippet(*v));
     return v->get<bool>();
   }
   std::string text(const std::string& key, const std::string& fallback) {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_string())
-      fail(kWhere, "{}: {}.{}: expected a string, got {}", source_, path_, key, snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected a string, got {}", source_, path_, key, json_snippet(*v));
     return v->get<std::string>();
   }
   std::vector<int64_t> integers(const std::string& key,
                                 std::optional<std::vector<int64_t>> fallback, int64_t min) {
     const Json* v = find(key);
     if (!v && fallback) return *fallback;
-    if (!v) fail(kWhere, "{}: {}.{}: missing", source_, path_, key);
+    if (!v) fail(kOriginalConfig, "{}: {}.{}: missing", source_, path_, key);
     if (!v->is_array())
-      fail(kWhere, "{}: {}.{}: expected a list of integers, got {}", source_, path_, key,
-           snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected a list of integers, got {}", source_, path_, key,
+           json_snippet(*v));
     std::vector<int64_t> out;
     for (const Json& item : *v) out.push_back(to_integer(item, key, min));
     return out;
@@ -93,12 +89,12 @@ class Reader {
   void reject_unknown() const {
     for (auto it = object_.begin(); it != object_.end(); ++it)
       if (!seen_.count(it.key()))
-        fail(kWhere, "{}: {}.{}: unknown key (value {})", source_, path_, it.key(),
-             snippet(it.value()));
+        fail(kOriginalConfig, "{}: {}.{}: unknown key (value {})", source_, path_, it.key(),
+             json_snippet(it.value()));
   }
 
   [[noreturn]] void bad(const std::string& key, const std::string& what) const {
-    fail(kWhere, "{}: {}.{}: {}", source_, path_, key, what);
+    fail(kOriginalConfig, "{}: {}.{}: {}", source_, path_, key, what);
   }
   const std::string& source() const { return source_; }
   const std::string& path() const { return path_; }
@@ -110,13 +106,13 @@ class Reader {
         (v.is_number_float() && std::isfinite(v.get<double>()) &&
          v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 9e15);
     if (!integral)
-      fail(kWhere, "{}: {}.{}: expected an integer, got {}", source_, path_, key, snippet(v));
+      fail(kOriginalConfig, "{}: {}.{}: expected an integer, got {}", source_, path_, key, json_snippet(v));
     const int64_t n =
         v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX
             ? INT64_MAX
             : (v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>()));
     if (n < min)
-      fail(kWhere, "{}: {}.{}: expected an integer >= {}, got {}", source_, path_, key, min, n);
+      fail(kOriginalConfig, "{}: {}.{}: expected an integer >= {}, got {}", source_, path_, key, min, n);
     return n;
   }
 
@@ -128,7 +124,7 @@ class Reader {
 const Json& params_of(const Json& config, const std::string& source, const std::string& path) {
   const auto it = config.find("params");
   if (it == config.end() || !it->is_object())
-    fail(kWhere, "{}: {}.params: expected a mapping", source, path);
+    fail(kOriginalConfig, "{}: {}.params: expected a mapping", source, path);
   return *it;
 }
 
@@ -149,7 +145,7 @@ Json read_ddconfig(Reader& parent) {
     std::string t = r.text("attn_type", "vanilla");
     if (t == "vanilla-xformers") t = "vanilla";  // the same attention, another kernel
     if (t != "vanilla" && t != "none")
-      r.bad("attn_type", "expected vanilla, vanilla-xformers or none, got " + snippet(*type));
+      r.bad("attn_type", "expected vanilla, vanilla-xformers or none, got " + json_snippet(*type));
     dd["attn_type"] = t;
   }
   if (r.boolean("use_linear_attn", false))
@@ -169,7 +165,7 @@ Json read_loss(Reader& parent, const std::string& kind) {
   if (target == "torch.nn.Identity" || cls == "DummyLoss") return nullptr;
   const std::string expected = kind == "vq" ? "VQLPIPSWithDiscriminator" : "LPIPSWithDiscriminator";
   if (cls != expected)
-    fail(kWhere,
+    fail(kOriginalConfig,
          "{}: {}.target: {} is not supported for this model (expected {} or "
          "torch.nn.Identity)",
          parent.source(), path, target.empty() ? "missing" : target, expected);
@@ -188,7 +184,7 @@ Json read_loss(Reader& parent, const std::string& kind) {
   loss["use_actnorm"] = r.boolean("use_actnorm", false);
   loss["disc_loss"] = r.text("disc_loss", "hinge");
   if (loss["disc_loss"] != "hinge" && loss["disc_loss"] != "vanilla")
-    r.bad("disc_loss", "expected hinge or vanilla, got " + snippet(loss["disc_loss"]));
+    r.bad("disc_loss", "expected hinge or vanilla, got " + json_snippet(loss["disc_loss"]));
   if (r.boolean("disc_conditional", false))
     r.bad("disc_conditional", "a conditional discriminator is not supported");
   if (kind == "vq") {
@@ -251,8 +247,8 @@ Json autoencoder_config(const Json& config, const std::string& source, const std
                         double scale_factor) {
   const auto t = config.find("target");
   if (t == config.end() || !t->is_string())
-    fail(kWhere, "{}: {}.target: expected a class name, got {}", source, path,
-         t == config.end() ? "nothing" : snippet(*t));
+    fail(kOriginalConfig, "{}: {}.target: expected a class name, got {}", source, path,
+         t == config.end() ? "nothing" : json_snippet(*t));
   const std::string target = t->get<std::string>();
   const std::string cls = class_name(target);
   if (cls == "VQModel" || cls == "VQModelInterface")
@@ -279,7 +275,7 @@ bool is_original_config(const Json& json) {
 
 Json model_config_from_original(const Json& json, const std::string& source) {
   if (!is_original_config(json))
-    fail(kWhere, "{}: not a taming/latent-diffusion config (expected model.target)", source);
+    fail(kOriginalConfig, "{}: not a taming/latent-diffusion config (expected model.target)", source);
   const Json& model = json.at("model");
   const std::string target = model.at("target").get<std::string>();
   const std::string cls = class_name(target);
@@ -293,28 +289,28 @@ Json model_config_from_original(const Json& json, const std::string& source) {
     const Json& params = params_of(model, source, "model");
     const auto first = params.find("first_stage_config");
     if (first == params.end() || !first->is_object())
-      fail(kWhere,
+      fail(kOriginalConfig,
            "{}: model.params.first_stage_config: expected a mapping ({} has no first "
            "stage)",
            source, target);
     double scale = 1.0;  // LatentDiffusion's default
     if (const auto s = params.find("scale_factor"); s != params.end() && !s->is_null()) {
       if (!s->is_number() || !std::isfinite(s->get<double>()) || s->get<double>() <= 0)
-        fail(kWhere, "{}: model.params.scale_factor: expected a positive number, got {}", source,
-             snippet(*s));
+        fail(kOriginalConfig, "{}: model.params.scale_factor: expected a positive number, got {}", source,
+             json_snippet(*s));
       scale = s->get<double>();
     }
     out = autoencoder_config(*first, source, "model.params.first_stage_config", scale);
     if (!out.is_null()) return out;
-    fail(kWhere, "{}: model.params.first_stage_config.target is {} ({})", source,
+    fail(kOriginalConfig, "{}: model.params.first_stage_config.target is {} ({})", source,
          first->at("target").get<std::string>(), kSupported);
   }
   if (cls == "Net2NetTransformer")
-    fail(kWhere,
+    fail(kOriginalConfig,
          "{}: model.target is {}, a transformer over VQGAN codes, not an autoencoder; import "
          "the VQGAN with its own config ({})",
          source, target, kSupported);
-  fail(kWhere, "{}: model.target is {} ({})", source, target, kSupported);
+  fail(kOriginalConfig, "{}: model.target is {} ({})", source, target, kSupported);
 }
 
 }  // namespace lf

@@ -15,6 +15,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/json_snippet.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
               "safetensors data is little-endian and copied as is");
@@ -82,13 +83,6 @@ std::string exact_bytes(uint64_t n) {
   return n < 1000 ? human_bytes(n) : fmt::format("{} ({} bytes)", human_bytes(n), n);
 }
 
-// A JSON value for an error message, cut short: header values may be megabytes long.
-std::string snippet(const json& value) {
-  std::string s = value.dump();
-  if (s.size() > 60) s = s.substr(0, 57) + "...";
-  return s;
-}
-
 // Thrown from the parse callback to stop before building values no valid header has.
 struct HeaderRejected {
   std::string what;
@@ -107,7 +101,7 @@ json parse_header(const std::string& path, const char* text, uint64_t size) {
     if (depth == 0 && event == Event::array_start)
       throw HeaderRejected{"header must be a JSON object, got a list"};
     if (depth == 1 && (event == Event::value || event == Event::array_start)) {
-      const std::string got = event == Event::value ? snippet(parsed) : "a list";
+      const std::string got = event == Event::value ? json_snippet(parsed) : "a list";
       if (key == "__metadata__")
         throw HeaderRejected{"\"__metadata__\" must be an object of strings, got " + got};
       throw HeaderRejected{"tensor '" + key +
@@ -141,7 +135,7 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
                        uint64_t buffer_size) {
   if (!entry.is_object())
     fail(kLoad, "{}: tensor '{}': expected an object with dtype, shape and data_offsets, got {}",
-         path, key, snippet(entry));
+         path, key, json_snippet(entry));
   auto field = [&](const char* name) -> const json& {
     const auto it = entry.find(name);
     if (it == entry.end()) fail(kLoad, "{}: tensor '{}': missing \"{}\"", path, key, name);
@@ -151,7 +145,7 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
 
   const json& dtype = field("dtype");
   if (!dtype.is_string())
-    fail(kLoad, "{}: tensor '{}': \"dtype\" must be a string, got {}", path, key, snippet(dtype));
+    fail(kLoad, "{}: tensor '{}': \"dtype\" must be a string, got {}", path, key, json_snippet(dtype));
   info.dtype = dtype.get<std::string>();
   const DtypeSpec* spec = find_dtype(info.dtype);
   if (!spec) {
@@ -159,14 +153,14 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
       if (info.dtype == name)
         fail(kLoad, "{}: tensor '{}': dtype {} is not supported by LibTorch {} (supported: {})",
              path, key, name, TORCH_VERSION, supported_dtypes());
-    fail(kLoad, "{}: tensor '{}': unknown dtype {} (expected one of {})", path, key, snippet(dtype),
+    fail(kLoad, "{}: tensor '{}': unknown dtype {} (expected one of {})", path, key, json_snippet(dtype),
          supported_dtypes());
   }
 
   const json& shape = field("shape");
   if (!shape.is_array())
     fail(kLoad, "{}: tensor '{}': \"shape\" must be a list of integers, got {}", path, key,
-         snippet(shape));
+         json_snippet(shape));
   if (shape.size() > kMaxRank)
     fail(kLoad, "{}: tensor '{}': shape has {} dimensions, at most {} supported", path, key,
          shape.size(), kMaxRank);
@@ -175,10 +169,10 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
   uint64_t numel = 1, extent = 1;
   for (const json& dim : shape) {
     if (dim.is_number_integer() && !dim.is_number_unsigned())
-      fail(kLoad, "{}: tensor '{}': shape {} has a negative dimension", path, key, snippet(shape));
+      fail(kLoad, "{}: tensor '{}': shape {} has a negative dimension", path, key, json_snippet(shape));
     if (!dim.is_number_unsigned())
       fail(kLoad, "{}: tensor '{}': shape must be a list of non-negative integers, got {}", path,
-           key, snippet(shape));
+           key, json_snippet(shape));
     const uint64_t d = dim.get<uint64_t>();
     numel = checked_mul(numel, d, overflow);
     extent = checked_mul(extent, std::max<uint64_t>(d, 1), overflow);
@@ -188,13 +182,13 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
   const uint64_t nbytes = checked_mul(numel, spec->size, overflow);
   if (overflow)
     fail(kLoad, "{}: tensor '{}': shape {} of {} overflows a 64-bit size", path, key,
-         snippet(shape), spec->name);
+         json_snippet(shape), spec->name);
 
   const json& offsets = field("data_offsets");
   if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
       !offsets[1].is_number_unsigned())
     fail(kLoad, "{}: tensor '{}': \"data_offsets\" must be [begin, end] with integers >= 0, got {}",
-         path, key, snippet(offsets));
+         path, key, json_snippet(offsets));
   info.begin = offsets[0].get<uint64_t>();
   info.end = offsets[1].get<uint64_t>();
   if (info.begin > info.end)
@@ -212,12 +206,12 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
 
 std::map<std::string, std::string> parse_metadata(const std::string& path, const json& value) {
   if (!value.is_object())
-    fail(kLoad, "{}: \"__metadata__\" must be an object of strings, got {}", path, snippet(value));
+    fail(kLoad, "{}: \"__metadata__\" must be an object of strings, got {}", path, json_snippet(value));
   std::map<std::string, std::string> metadata;
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (!it.value().is_string())
       fail(kLoad, "{}: \"__metadata__\" value of '{}' must be a string, got {}", path, it.key(),
-           snippet(it.value()));
+           json_snippet(it.value()));
     metadata.emplace(it.key(), it.value().get<std::string>());
   }
   return metadata;
@@ -265,7 +259,7 @@ SafetensorsReader::SafetensorsReader(const std::string& path) : path_(path) {
   const json header =
       parse_header(path, reinterpret_cast<const char*>(map_.get()) + 8, header_size);
   if (!header.is_object())
-    fail(kLoad, "{}: header must be a JSON object, got {}", path, snippet(header));
+    fail(kLoad, "{}: header must be a JSON object, got {}", path, json_snippet(header));
   for (auto it = header.begin(); it != header.end(); ++it) {
     if (it.key() == "__metadata__") {
       metadata_ = parse_metadata(path, it.value());

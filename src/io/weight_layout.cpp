@@ -13,7 +13,7 @@
 namespace lf {
 namespace {
 
-constexpr const char* kWhere = "weight_layout";
+constexpr const char* kWeightLayout = "weight_layout";
 const std::string kSdPrefix = "first_stage_model.";
 
 bool starts_with(const std::string& s, const std::string& prefix) {
@@ -157,10 +157,10 @@ class DiffusersMapper {
     for (const auto& [key, tensor] : file) {
       const auto native = map(key);
       if (!native)
-        fail(kWhere, "{}: diffusers key '{}' has no counterpart in the original layout", source_,
+        fail(kWeightLayout, "{}: diffusers key '{}' has no counterpart in the original layout", source_,
              key);
       if (const auto it = origin.find(*native); it != origin.end())
-        fail(kWhere, "{}: diffusers keys '{}' and '{}' both map to '{}'", source_, it->second, key,
+        fail(kWeightLayout, "{}: diffusers keys '{}' and '{}' both map to '{}'", source_, it->second, key,
              *native);
       origin.emplace(*native, key);
       out.emplace(*native, is_attention_projection(*native) ? conv_weight(key, tensor) : tensor);
@@ -174,7 +174,7 @@ class DiffusersMapper {
     if (w.dim() == 2) return w.reshape({w.size(0), w.size(1), 1, 1});
     if (w.dim() == 3 && w.size(2) == 1) return w.unsqueeze(-1);
     if (w.dim() == 4 && w.size(2) == 1 && w.size(3) == 1) return w;
-    fail(kWhere, "{}: '{}': expected an attention weight [C, C] or [C, C, 1, 1], got {}", source_,
+    fail(kWeightLayout, "{}: '{}': expected an attention weight [C, C] or [C, C, 1, 1], got {}", source_,
          key, shape_str(w.sizes()));
   }
 
@@ -191,7 +191,7 @@ NativeWeights map_unprefixed(const TensorMap& file, const std::string& source) {
     if (!native && is_native_key(key)) native = &key;
   }
   if (diffusers && native)
-    fail(kWhere, "{}: mixes diffusers names ('{}') with original names ('{}')", source, *diffusers,
+    fail(kWeightLayout, "{}: mixes diffusers names ('{}') with original names ('{}')", source, *diffusers,
          *native);
   NativeWeights out;
   if (diffusers) {
@@ -206,7 +206,7 @@ NativeWeights map_unprefixed(const TensorMap& file, const std::string& source) {
       if (n++ == 3) break;
       examples += (examples.empty() ? "'" : ", '") + key + "'";
     }
-    fail(kWhere,
+    fail(kWeightLayout,
          "{}: no autoencoder weights recognised (expected encoder.down.* as in taming/ldm, "
          "first_stage_model.* as in Stable Diffusion, or encoder.down_blocks.* as in diffusers); "
          "{} keys, e.g. {}",
@@ -236,7 +236,7 @@ NativeWeights to_native_layout(const TensorMap& file, const std::string& source)
   if (inner.empty()) return map_unprefixed(file, source);
   for (const auto& key : ignored)
     if (is_native_key(key) || is_diffusers_key(key))
-      fail(kWhere,
+      fail(kWeightLayout,
            "{}: has both first_stage_model.* keys and autoencoder keys without the prefix "
            "('{}')",
            source, key);

@@ -16,7 +16,7 @@ namespace lf {
 
 namespace {
 
-constexpr const char* kWhere = "plot";
+constexpr const char* kPlot = "plot";
 constexpr int kInk = 1;          // cmap0 index of axes and text
 constexpr int kFirstSeries = 2;  // cmap0 indices of the series colours
 const int kPalette[][3] = {{31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
@@ -27,7 +27,7 @@ constexpr double kLeft = 80, kRight = 20, kTop = 40, kBottom = 50;
 
 void check_size(const PlotOptions& o) {
   if (o.width < 200 || o.height < 150 || o.width > 8192 || o.height > 8192)
-    fail(kWhere, "size {}x{}: expected 200..8192 x 150..8192", o.width, o.height);
+    fail(kPlot, "size {}x{}: expected 200..8192 x 150..8192", o.width, o.height);
 }
 
 // PLplot keeps one global state: one plot at a time in the process.
@@ -47,7 +47,7 @@ void require_memcairo() {
   plgDevs(&menus, &names, &n);
   for (int i = 0; i < n; ++i)
     if (names[i] && std::strcmp(names[i], "memcairo") == 0) return;
-  fail(kWhere,
+  fail(kPlot,
        "PLplot's memcairo device is not installed (Debian: plplot-driver-cairo; "
        "scripts/setup.sh installs it)");
 }
@@ -94,7 +94,7 @@ torch::Tensor plot_lines(const std::vector<PlotSeries>& series, const PlotOption
   double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
   for (const auto& s : series) {
     if (s.x.size() != s.y.size())
-      fail(kWhere, "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
+      fail(kPlot, "series '{}': {} x values but {} y values", s.name, s.x.size(), s.y.size());
     for (size_t i = 0; i < s.x.size(); ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i]) || (options.log_y && s.y[i] <= 0))
         continue;

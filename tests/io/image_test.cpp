@@ -347,6 +347,22 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
                      {"[image::load]", gif, "not a readable image (not a PNG, JPEG or BMP file)"});
 }
 
+// Found by fuzz/fuzz_image: an empty IDAT chunk before any image data made stb call memcpy with a
+// null destination and length 0 (UBSan nonnull-attribute, harmless: see fuzz/CMakeLists.txt). A
+// valid PNG may hold one; it decodes to the same pixels as without it.
+TEST_F(ImageTest, AnEmptyIdatChunkBeforeTheDataDecodesTheSame) {
+  const auto image = torch::linspace(-1, 1, 64).reshape({1, 8, 8});
+  const std::string png = lf::encode_png(image);
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  // length 0, type IDAT, CRC-32 of "IDAT"; inserted before the chunk's 4-byte length.
+  const std::string empty_idat("\x00\x00\x00\x00IDAT\x35\xaf\x06\x1e", 12);
+  const std::string with_empty = png.substr(0, idat - 4) + empty_idat + png.substr(idat - 4);
+  const auto plain = lf::decode_image(png, "plain.png");
+  const auto decoded = lf::decode_image(with_empty, "with_empty.png");
+  EXPECT_TRUE(torch::equal(plain, decoded));
+}
+
 TEST_F(ImageTest, HostileBadTensorsOnSave) {
   const std::string out = path("out.png");
   expect_image_error(
