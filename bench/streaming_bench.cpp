@@ -4,7 +4,9 @@
 // the untiled one, on a structured input (large bright and dark regions, a gradient, noise).
 //
 //   build/bench/streaming_bench [--sizes 512 1024] [--untiled-max 1024] [--parts decode encode]
-//                               [--threads N] [--half] [--band-mb 64]
+//                               [--threads N] [--half] [--recompute] [--band-mb 64]
+// --half adds streaming with float16 storage; --recompute adds float16 storage with the
+// full-resolution level recomputed instead of stored.
 //
 // Not a Google Benchmark: every case needs a process of its own for its memory high-water mark,
 // and one run per case (the larger ones take minutes) is what the machine allows.
@@ -17,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
@@ -29,7 +32,8 @@ struct Args {
   std::vector<std::string> parts = {"decode", "encode"};
   int64_t untiled_max = 1024;  // larger sizes run streamed only
   int threads = 0;
-  bool half = false;  // also streamed with float16 storage
+  bool half = false;       // also streamed with float16 storage
+  bool recompute = false;  // also float16 storage with the full-resolution level recomputed
   int64_t band_mb = 64;
   // Child mode: --case PART SIZE MODE OUT
   std::string case_part, case_mode, case_out;
@@ -54,16 +58,18 @@ int run_case(const Args& a) {
   torch::NoGradGuard no_grad;
   lf::MemoryPlan plan;
   if (a.case_mode != "untiled")
-    plan.stream(true).streaming(lf::StreamingOptions()
-                                    .band_bytes(a.band_mb << 20)
-                                    .half_storage(a.case_mode == "streamed_half"));
+    plan.stream(true).streaming(
+        lf::StreamingOptions()
+            .band_bytes(a.band_mb << 20)
+            .half_storage(a.case_mode != "streamed")
+            .recompute_full_resolution(a.case_mode == "streamed_recompute"));
   vae->set_memory_plan(plan);
   const bool decode = a.case_part == "decode";
   const auto input = decode ? structured(4, a.case_size / 8, a.case_size / 8, 4.0)
                             : structured(3, a.case_size, a.case_size, 1.0);
   // The high-water mark restarts here: model construction's transients do not count, the
   // resident weights do.
-  malloc_trim(0);
+  lf::release_free_memory();
   std::ofstream("/proc/self/clear_refs") << "5";
   const double base_mb = static_cast<double>(lf::bench::status_kb("VmRSS:")) / 1024.0;
   const auto start = std::chrono::steady_clock::now();
@@ -128,6 +134,8 @@ Args parse(int argc, char** argv) {
       a.band_mb = std::stoll(argv[++i]);
     } else if (arg == "--half") {
       a.half = true;
+    } else if (arg == "--recompute") {
+      a.recompute = true;
     } else if (arg == "--case" && i + 4 < argc) {
       a.case_part = argv[++i];
       a.case_size = std::stoll(argv[++i]);
@@ -159,6 +167,7 @@ int main(int argc, char** argv) {
       if (size <= args.untiled_max) modes.push_back("untiled");
       modes.push_back("streamed");
       if (args.half) modes.push_back("streamed_half");
+      if (args.recompute) modes.push_back("streamed_recompute");
       for (const auto& mode : modes) {
         auto r = measure(args, part, size, mode);
         if (!r.ok) {

@@ -3,13 +3,23 @@
 #include "core/allocator.h"
 
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sys/types.h>
 
 namespace lf {
+namespace {
+
+using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
+
+Mallctl find_mallctl() {
+  static const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  return mallctl;
+}
+
+}  // namespace
 
 std::string allocator_summary() {
-  using Mallctl = int (*)(const char*, void*, size_t*, void*, size_t);
-  const auto mallctl = reinterpret_cast<Mallctl>(dlsym(RTLD_DEFAULT, "mallctl"));
+  const auto mallctl = find_mallctl();
   if (!mallctl) return "glibc malloc";
   const char* version = nullptr;
   size_t size = sizeof version;
@@ -24,6 +34,14 @@ std::string allocator_summary() {
     text += decay < 0 ? " (freed pages kept)"
                       : " (freed pages returned after " + std::to_string(decay) + " ms)";
   return text;
+}
+
+void release_free_memory() {
+  if (const auto mallctl = find_mallctl()) {
+    mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);  // 4096: MALLCTL_ARENAS_ALL
+    return;
+  }
+  malloc_trim(0);
 }
 
 }  // namespace lf

@@ -27,7 +27,8 @@ class Reader {
   Reader(const Json& object, std::string source, std::string path)
       : object_(object), source_(std::move(source)), path_(std::move(path)) {
     if (!object_.is_object())
-      fail(kOriginalConfig, "{}: {}: expected a mapping, got {}", source_, path_, json_snippet(object_));
+      fail(kOriginalConfig, "{}: {}: expected a mapping, got {}", source_, path_,
+           json_snippet(object_));
   }
 
   const Json* find(const std::string& key) {
@@ -55,21 +56,24 @@ class Reader {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_number() || !std::isfinite(v->get<double>()))
-      fail(kOriginalConfig, "{}: {}.{}: expected a number, got {}", source_, path_, key, json_snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected a number, got {}", source_, path_, key,
+           json_snippet(*v));
     return v->get<double>();
   }
   bool boolean(const std::string& key, bool fallback) {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_boolean())
-      fail(kOriginalConfig, "{}: {}.{}: expected true or false, got {}", source_, path_, key, json_snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected true or false, got {}", source_, path_, key,
+           json_snippet(*v));
     return v->get<bool>();
   }
   std::string text(const std::string& key, const std::string& fallback) {
     const Json* v = find(key);
     if (!v) return fallback;
     if (!v->is_string())
-      fail(kOriginalConfig, "{}: {}.{}: expected a string, got {}", source_, path_, key, json_snippet(*v));
+      fail(kOriginalConfig, "{}: {}.{}: expected a string, got {}", source_, path_, key,
+           json_snippet(*v));
     return v->get<std::string>();
   }
   std::vector<int64_t> integers(const std::string& key,
@@ -106,13 +110,15 @@ class Reader {
         (v.is_number_float() && std::isfinite(v.get<double>()) &&
          v.get<double>() == std::floor(v.get<double>()) && std::fabs(v.get<double>()) < 9e15);
     if (!integral)
-      fail(kOriginalConfig, "{}: {}.{}: expected an integer, got {}", source_, path_, key, json_snippet(v));
+      fail(kOriginalConfig, "{}: {}.{}: expected an integer, got {}", source_, path_, key,
+           json_snippet(v));
     const int64_t n =
         v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX
             ? INT64_MAX
             : (v.is_number_integer() ? v.get<int64_t>() : static_cast<int64_t>(v.get<double>()));
     if (n < min)
-      fail(kOriginalConfig, "{}: {}.{}: expected an integer >= {}, got {}", source_, path_, key, min, n);
+      fail(kOriginalConfig, "{}: {}.{}: expected an integer >= {}, got {}", source_, path_, key,
+           min, n);
     return n;
   }
 
@@ -275,7 +281,8 @@ bool is_original_config(const Json& json) {
 
 Json model_config_from_original(const Json& json, const std::string& source) {
   if (!is_original_config(json))
-    fail(kOriginalConfig, "{}: not a taming/latent-diffusion config (expected model.target)", source);
+    fail(kOriginalConfig, "{}: not a taming/latent-diffusion config (expected model.target)",
+         source);
   const Json& model = json.at("model");
   const std::string target = model.at("target").get<std::string>();
   const std::string cls = class_name(target);
@@ -296,8 +303,8 @@ Json model_config_from_original(const Json& json, const std::string& source) {
     double scale = 1.0;  // LatentDiffusion's default
     if (const auto s = params.find("scale_factor"); s != params.end() && !s->is_null()) {
       if (!s->is_number() || !std::isfinite(s->get<double>()) || s->get<double>() <= 0)
-        fail(kOriginalConfig, "{}: model.params.scale_factor: expected a positive number, got {}", source,
-             json_snippet(*s));
+        fail(kOriginalConfig, "{}: model.params.scale_factor: expected a positive number, got {}",
+             source, json_snippet(*s));
       scale = s->get<double>();
     }
     out = autoencoder_config(*first, source, "model.params.first_stage_config", scale);

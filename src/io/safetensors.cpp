@@ -145,7 +145,8 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
 
   const json& dtype = field("dtype");
   if (!dtype.is_string())
-    fail(kLoad, "{}: tensor '{}': \"dtype\" must be a string, got {}", path, key, json_snippet(dtype));
+    fail(kLoad, "{}: tensor '{}': \"dtype\" must be a string, got {}", path, key,
+         json_snippet(dtype));
   info.dtype = dtype.get<std::string>();
   const DtypeSpec* spec = find_dtype(info.dtype);
   if (!spec) {
@@ -153,8 +154,8 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
       if (info.dtype == name)
         fail(kLoad, "{}: tensor '{}': dtype {} is not supported by LibTorch {} (supported: {})",
              path, key, name, TORCH_VERSION, supported_dtypes());
-    fail(kLoad, "{}: tensor '{}': unknown dtype {} (expected one of {})", path, key, json_snippet(dtype),
-         supported_dtypes());
+    fail(kLoad, "{}: tensor '{}': unknown dtype {} (expected one of {})", path, key,
+         json_snippet(dtype), supported_dtypes());
   }
 
   const json& shape = field("shape");
@@ -169,7 +170,8 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
   uint64_t numel = 1, extent = 1;
   for (const json& dim : shape) {
     if (dim.is_number_integer() && !dim.is_number_unsigned())
-      fail(kLoad, "{}: tensor '{}': shape {} has a negative dimension", path, key, json_snippet(shape));
+      fail(kLoad, "{}: tensor '{}': shape {} has a negative dimension", path, key,
+           json_snippet(shape));
     if (!dim.is_number_unsigned())
       fail(kLoad, "{}: tensor '{}': shape must be a list of non-negative integers, got {}", path,
            key, json_snippet(shape));
@@ -206,7 +208,8 @@ TensorInfo parse_entry(const std::string& path, const std::string& key, const js
 
 std::map<std::string, std::string> parse_metadata(const std::string& path, const json& value) {
   if (!value.is_object())
-    fail(kLoad, "{}: \"__metadata__\" must be an object of strings, got {}", path, json_snippet(value));
+    fail(kLoad, "{}: \"__metadata__\" must be an object of strings, got {}", path,
+         json_snippet(value));
   std::map<std::string, std::string> metadata;
   for (auto it = value.begin(); it != value.end(); ++it) {
     if (!it.value().is_string())

@@ -157,11 +157,11 @@ class DiffusersMapper {
     for (const auto& [key, tensor] : file) {
       const auto native = map(key);
       if (!native)
-        fail(kWeightLayout, "{}: diffusers key '{}' has no counterpart in the original layout", source_,
-             key);
+        fail(kWeightLayout, "{}: diffusers key '{}' has no counterpart in the original layout",
+             source_, key);
       if (const auto it = origin.find(*native); it != origin.end())
-        fail(kWeightLayout, "{}: diffusers keys '{}' and '{}' both map to '{}'", source_, it->second, key,
-             *native);
+        fail(kWeightLayout, "{}: diffusers keys '{}' and '{}' both map to '{}'", source_,
+             it->second, key, *native);
       origin.emplace(*native, key);
       out.emplace(*native, is_attention_projection(*native) ? conv_weight(key, tensor) : tensor);
     }
@@ -174,8 +174,8 @@ class DiffusersMapper {
     if (w.dim() == 2) return w.reshape({w.size(0), w.size(1), 1, 1});
     if (w.dim() == 3 && w.size(2) == 1) return w.unsqueeze(-1);
     if (w.dim() == 4 && w.size(2) == 1 && w.size(3) == 1) return w;
-    fail(kWeightLayout, "{}: '{}': expected an attention weight [C, C] or [C, C, 1, 1], got {}", source_,
-         key, shape_str(w.sizes()));
+    fail(kWeightLayout, "{}: '{}': expected an attention weight [C, C] or [C, C, 1, 1], got {}",
+         source_, key, shape_str(w.sizes()));
   }
 
   std::string source_;
@@ -191,8 +191,8 @@ NativeWeights map_unprefixed(const TensorMap& file, const std::string& source) {
     if (!native && is_native_key(key)) native = &key;
   }
   if (diffusers && native)
-    fail(kWeightLayout, "{}: mixes diffusers names ('{}') with original names ('{}')", source, *diffusers,
-         *native);
+    fail(kWeightLayout, "{}: mixes diffusers names ('{}') with original names ('{}')", source,
+         *diffusers, *native);
   NativeWeights out;
   if (diffusers) {
     out.layout = "diffusers";

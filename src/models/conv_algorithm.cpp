@@ -55,6 +55,10 @@ std::string conv_algorithm_summary() {
          " channels and H*W >= " + std::to_string(kMinPixels) + "; direct elsewhere";
 }
 
+bool winograd_active() {
+  return conv_algorithm() == ConvAlgorithm::kAuto && winograd::available();
+}
+
 bool uses_winograd(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
   if (conv_algorithm() != ConvAlgorithm::kAuto) return false;
   const auto& o = conv.options;
@@ -77,6 +81,10 @@ bool uses_winograd(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
 torch::Tensor conv_forward(torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
   if (!uses_winograd(conv, x)) return conv.forward(x);
   return winograd::conv3x3(x, conv.weight, conv.bias);
+}
+
+void release_conv_cache(torch::nn::Conv2dImpl& conv) {
+  winograd::release_transformed(conv.weight);
 }
 
 }  // namespace lf

@@ -116,16 +116,28 @@ std::optional<StreamingOptions> LdmAutoencoderImpl::choose_streaming(
   const int64_t bound = plan_.max_bytes();
   if (bound <= 0) return std::nullopt;
   auto options = plan_.streaming();
-  options.band_bytes(std::min(options.band_bytes(), std::max<int64_t>(bound / 16, 1 << 20)));
+  // Bands of 1/32 of the bound: the measured peaks (docs/results.md) used 32 MiB bands.
+  options.band_bytes(std::min(options.band_bytes(), std::max<int64_t>(bound / 32, 1 << 20)));
   const CoderMemory m = estimate(options);
   if (m.untiled <= bound) return std::nullopt;
-  if (m.streamed > bound) options.half_storage(true);
+  // Cheapest first: float32 maps; float16 maps (about 80 dB); the full-resolution level
+  // recomputed rather than stored (more compute, exact to float16 storage of the rest).
+  int64_t need = m.streamed;
+  if (need > bound) {
+    options.half_storage(true);
+    need = m.streamed_half;
+  }
+  if (need > bound) {
+    options.recompute_full_resolution(true);
+    need = m.streamed_recompute;
+  }
   const auto gb = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 30); };
   plan_notes_.push_back(fmt::format(
-      "{}: streamed in row bands{} (exact; about {:.2f} GiB of activations, untiled would need "
+      "{}: streamed in row bands{}{} (exact; about {:.2f} GiB of activations, untiled would need "
       "about {:.2f} GiB, the bound is {:.2f} GiB)",
       what, options.half_storage() ? " with float16 storage" : "",
-      gb(options.half_storage() ? m.streamed_half : m.streamed), gb(m.untiled), gb(bound)));
+      options.recompute_full_resolution() ? ", full-resolution level recomputed" : "", gb(need),
+      gb(m.untiled), gb(bound)));
   return options;
 }
 

@@ -3,6 +3,7 @@
 
 #include <fstream>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "models/ldm_autoencoder.h"
 
@@ -43,6 +44,7 @@ void apply_memory_options(AutoencoderImpl& model, const MemoryOptions& o, torch:
   }
   MemoryPlan plan;
   plan.stream(o.stream);
+  release_free_memory();  // what loading the model freed is not ours to count
   const int64_t resident = std::max<int64_t>(0, proc_kb_field("/proc/self/status", "VmRSS:"));
   if (o.max_bytes > 0) {
     if (o.max_bytes <= resident)

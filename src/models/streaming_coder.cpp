@@ -7,13 +7,15 @@
 #include <functional>
 #include <utility>
 
+#include "core/allocator.h"
 #include "core/error.h"
+#include "core/mapped_tensor.h"
 #include "models/conv_algorithm.h"
 
 namespace lf {
 namespace {
 
-constexpr const char* kWhere = "streaming";
+constexpr const char* kStreaming = "streaming";
 
 // ---- The networks as flat lists of steps --------------------------------------------------------
 
@@ -97,24 +99,14 @@ std::vector<Step> encoder_steps(LdmEncoderImpl& e) {
   return steps;
 }
 
-torch::Tensor run_whole(const Step& s, const torch::Tensor& x) {
-  switch (s.kind) {
-    case StepKind::conv:
-      return conv_forward(*s.conv, x);
-    case StepKind::resnet:
-      return s.block->forward(x);
-    case StepKind::attn:
-      return s.attn->forward(x);
-    case StepKind::upsample:
-      return s.up->forward(x);
-    case StepKind::downsample:
-      return s.down->forward(x);
-    case StepKind::out: {
-      auto y = conv_forward(*s.conv, swish(s.norm->forward(x)));
-      return s.tanh ? torch::tanh(y) : y;
-    }
+// Memory stays bounded only if a layer's cached Winograd weights (4x the weights) go once its
+// step is done; the next call transforms them again (milliseconds per layer).
+void release_caches(const Step& s) {
+  if (s.conv) release_conv_cache(*s.conv);
+  if (s.block) {
+    release_conv_cache(*s.block->conv1);
+    release_conv_cache(*s.block->conv2);
   }
-  fail(kWhere, "unknown step");
 }
 
 int64_t conv_out_channels(const torch::nn::Conv2dImpl& conv) {
@@ -151,7 +143,7 @@ struct Band {
 // Rows [begin, end) of `band`, which must hold them.
 torch::Tensor crop(const Band& band, int64_t begin, int64_t end) {
   if (begin < band.start || end > band.end() || begin > end)
-    fail(kWhere, "internal: rows [{}, {}) requested from a band of rows [{}, {})", begin, end,
+    fail(kStreaming, "internal: rows [{}, {}) requested from a band of rows [{}, {})", begin, end,
          band.start, band.end());
   return band.t.narrow(2, begin - band.start, end - begin);
 }
@@ -163,7 +155,7 @@ Band conv_band(torch::nn::Conv2dImpl& conv, const Band& in, int64_t height) {
   const int64_t margin = conv.weight.size(2) / 2;
   auto y = conv_forward(conv, in.t);  // Winograd where it wins, as in the untiled decoder
   if (y.size(2) != in.t.size(2))
-    fail(kWhere, "expected a 'same' convolution, got {} rows from {}", y.size(2), in.t.size(2));
+    fail(kStreaming, "expected a 'same' convolution, got {} rows from {}", y.size(2), in.t.size(2));
   const int64_t begin = in.start > 0 ? in.start + margin : 0;
   const int64_t end = in.end() < height ? in.end() - margin : height;
   return {y.narrow(2, begin - in.start, end - begin), begin};
@@ -203,7 +195,7 @@ class RowStore {
     std::vector<torch::Tensor> parts;
     for (int64_t k = begin / chunk_; k * chunk_ < end; ++k) {
       const auto& c = chunks_[k];
-      if (!c.defined()) fail(kWhere, "internal: rows of band {} read after release", k);
+      if (!c.defined()) fail(kStreaming, "internal: rows of band {} read after release", k);
       const int64_t lo = std::max(begin, k * chunk_), hi = std::min(end, (k + 1) * chunk_);
       parts.push_back(c.narrow(2, lo - k * chunk_, hi - lo));
     }
@@ -215,18 +207,19 @@ class RowStore {
   void write(int64_t begin, const torch::Tensor& t) {
     const int64_t k = begin / chunk_;
     if (begin % chunk_ != 0 || t.size(2) != std::min(chunk_, height() - begin))
-      fail(kWhere, "internal: write of {} rows at {} into bands of {}", t.size(2), begin, chunk_);
-    auto stored = t.to(storage_);
+      fail(kStreaming, "internal: write of {} rows at {} into bands of {}", t.size(2), begin,
+           chunk_);
+    // Its own mapping: released bands go back to the OS at once, so the map being read shrinks
+    // while the one being written grows (the allocator would keep the freed pages resident).
+    auto stored = empty_mapped(t.sizes(), storage_);
+    stored.copy_(t);
     if (storage_ == torch::kHalf && !torch::isfinite(stored).all().item<bool>() &&
         torch::isfinite(t).all().item<bool>())
-      fail(kWhere,
+      fail(kStreaming,
            "an intermediate value exceeds float16's range (max |x| = {}); stream with float32 "
            "storage instead (a larger memory bound)",
            t.abs().max().item<double>());
-    // A view of a larger band would keep all of it alive: keep a compact copy.
-    const bool compact = stored.is_contiguous() && stored.storage_offset() == 0 &&
-                         stored.storage().nbytes() == stored.nbytes();
-    chunks_[k] = compact ? stored : stored.clone();
+    chunks_[k] = std::move(stored);
   }
 
   // Drops the bands that end at or before `row`.
@@ -235,7 +228,18 @@ class RowStore {
       chunks_[k] = torch::Tensor();
   }
 
-  torch::Tensor tensor() const { return rows(0, height()); }
+  // The whole map as one tensor in the compute dtype; the store is empty afterwards (each band is
+  // released once copied, so the map is not held twice).
+  torch::Tensor take() {
+    auto whole = torch::empty(shape_, torch::TensorOptions().dtype(compute_));
+    for (size_t k = 0; k < chunks_.size(); ++k) {
+      const int64_t begin = static_cast<int64_t>(k) * chunk_;
+      const auto part = rows(begin, begin + chunk_);
+      whole.narrow(2, begin, part.size(2)).copy_(part);
+      chunks_[k] = torch::Tensor();
+    }
+    return whole;
+  }
 
  private:
   std::vector<int64_t> shape_;
@@ -246,6 +250,25 @@ class RowStore {
 
 // The input of a step: a stored map, optionally through a cheap step that is recomputed for every
 // band instead of stored (an upsample, whose output is 4x its input; a conv_in).
+// Exact rows [b, e) (already clamped) of a lifted step's output, `height` rows high, from the rows
+// of its input map (`in_rows(b', e')`, exact and clamped, `in_height` rows high).
+template <typename InRows>
+torch::Tensor lifted_rows(const Step& lift, InRows&& in_rows, int64_t in_height, int64_t height,
+                          int64_t b, int64_t e) {
+  if (lift.kind == StepKind::conv) {
+    const int64_t margin = lift.conv->weight.size(2) / 2, from = std::max<int64_t>(b - margin, 0);
+    return crop(
+        conv_band(*lift.conv, {in_rows(from, std::min(e + margin, in_height)), from}, height), b,
+        e);
+  }
+  // Upsample: one extra input row on each side covers its 3x3 conv (two output rows).
+  const int64_t lo = std::max<int64_t>(b / 2 - 1, 0), hi = std::min((e + 1) / 2 + 1, in_height);
+  const auto y = lift.up->forward(in_rows(lo, hi));  // rows [2 lo, 2 hi)
+  const int64_t valid_begin = lo > 0 ? 2 * lo + 1 : 0;
+  const int64_t valid_end = hi < in_height ? 2 * hi - 1 : height;
+  return crop({y.narrow(2, valid_begin - 2 * lo, valid_end - valid_begin), valid_begin}, b, e);
+}
+
 struct Source {
   RowStore* store = nullptr;
   const Step* lift = nullptr;  // upsample or conv, or none
@@ -265,18 +288,9 @@ struct Source {
   torch::Tensor rows(int64_t begin, int64_t end) const {
     const int64_t b = std::max<int64_t>(begin, 0), e = std::min(end, height());
     if (!lift) return store->rows(b, e);
-    if (lift->kind == StepKind::conv) {
-      const int64_t margin = lift->conv->weight.size(2) / 2,
-                    from = std::max<int64_t>(b - margin, 0);
-      return crop(conv_band(*lift->conv, {store->rows(from, e + margin), from}, height()), b, e);
-    }
-    // Upsample: one extra input row on each side covers its 3x3 conv (two output rows).
-    const int64_t lo = std::max<int64_t>(b / 2 - 1, 0),
-                  hi = std::min((e + 1) / 2 + 1, store->height());
-    const auto y = lift->up->forward(store->rows(lo, hi));  // rows [2 lo, 2 hi)
-    const int64_t valid_begin = lo > 0 ? 2 * lo + 1 : 0;
-    const int64_t valid_end = hi < store->height() ? 2 * hi - 1 : height();
-    return crop({y.narrow(2, valid_begin - 2 * lo, valid_end - valid_begin), valid_begin}, b, e);
+    return lifted_rows(
+        *lift, [this](int64_t lo, int64_t hi) { return store->rows(lo, hi); }, store->height(),
+        height(), b, e);
   }
 
   // No row before `row` will be asked for again.
@@ -333,8 +347,11 @@ struct NormAffine {
   torch::Tensor scale, shift;
   // swish(norm(x))
   torch::Tensor operator()(const torch::Tensor& x) const {
-    return torch::silu_(x.mul(scale).add_(shift));
+    auto y = normed(x);
+    return torch::silu_(y);
   }
+  // norm(x)
+  torch::Tensor normed(const torch::Tensor& x) const { return x.mul(scale).add_(shift); }
 };
 
 // ---- Streamed steps -----------------------------------------------------------------------------
@@ -397,14 +414,14 @@ RowStore stream_resnet(LdmResnetBlockImpl& block, const Source& src, const Conte
 RowStore stream_downsample(LdmDownsampleImpl& down, const Source& src, const Context& ctx) {
   const int64_t height = src.height(), n = src.store->batch(), c = src.channels();
   if (height % 2 != 0 || src.width() % 2 != 0)
-    fail(kWhere, "expected even sides before a downsample, got {}x{}", height, src.width());
+    fail(kStreaming, "expected even sides before a downsample, got {}x{}", height, src.width());
   const int64_t out_height = height / 2;
   const int64_t rows = ctx.band_rows(n, src.width() / 2, 12 * c, out_height);
   RowStore out({n, c, out_height, src.width() / 2}, rows, ctx.storage(), ctx.compute);
   for_bands(out_height, rows, [&](int64_t b, int64_t e) {
     const auto y = down.forward(src.rows(2 * b, 2 * e + 1));
     if (y.size(2) < e - b)
-      fail(kWhere, "internal: downsample gave {} rows, expected {}", y.size(2), e - b);
+      fail(kStreaming, "internal: downsample gave {} rows, expected {}", y.size(2), e - b);
     out.write(b, y.narrow(2, 0, e - b));
     src.release_before(2 * e);
   });
@@ -430,6 +447,48 @@ RowStore stream_out(const Step& step, const Source& src, const Context& ctx) {
   return out;
 }
 
+// x + proj_out(attention(q, k, v)) of LdmAttnBlock over the whole map, in three sweeps: norm
+// statistics; keys and values of every position (two maps, the only whole ones); then bands of
+// query rows, each attending to all positions, added to its input rows. Peak: the input map being
+// released, the output growing, keys and values, one band's scores.
+RowStore stream_attention(LdmAttnBlockImpl& attn, const Source& src, const Context& ctx) {
+  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+  const int64_t c = src.channels(), positions = height * width;
+  const int64_t rows = ctx.band_rows(n, width, 8 * c, height);
+  const auto norm = whole_map_norm(*attn.norm, ctx, height, rows, c,
+                                   [&](int64_t b, int64_t e) { return src.rows(b, e); });
+  auto keys = empty_mapped({n, c, positions}, ctx.compute);    // [N, C, HW]
+  auto values = empty_mapped({n, positions, c}, ctx.compute);  // [N, HW, C]
+  for_bands(height, rows, [&](int64_t b, int64_t e) {
+    const auto normed = norm.normed(src.rows(b, e));
+    keys.narrow(2, b * width, (e - b) * width).copy_(attn.k(normed).reshape({n, c, -1}));
+    values.narrow(1, b * width, (e - b) * width)
+        .copy_(attn.v(normed).reshape({n, c, -1}).transpose(1, 2));
+  });
+  // Queries in chunks whose scores and their softmax [N, chunk, HW] fit the band budget.
+  const int64_t chunk =
+      std::clamp<int64_t>(ctx.options.band_bytes() /
+                              (2 * n * positions * static_cast<int64_t>(elementSize(ctx.compute))),
+                          1, positions);
+  const double q_scale = 1.0 / std::sqrt(static_cast<double>(c));  // as LdmAttnBlock scales q
+  RowStore out({n, c, height, width}, rows, ctx.storage(), ctx.compute);
+  for_bands(height, rows, [&](int64_t b, int64_t e) {
+    const auto x = src.rows(b, e);
+    const auto queries = (attn.q(norm.normed(x)) * q_scale).reshape({n, c, -1}).transpose(1, 2);
+    const int64_t count = queries.size(1);
+    auto h = torch::empty({n, count, c}, queries.options());  // [N, rows * W, C]
+    for (int64_t at = 0; at < count; at += chunk) {
+      const int64_t len = std::min(chunk, count - at);
+      h.narrow(1, at, len)
+          .copy_(
+              torch::bmm(torch::softmax(torch::bmm(queries.narrow(1, at, len), keys), -1), values));
+    }
+    out.write(b, x + attn.proj_out(h.transpose(1, 2).reshape({n, c, e - b, width})));
+    src.release_before(e);
+  });
+  return out;
+}
+
 // Stores what a lifted source computes (a lift with no step after it to absorb it).
 RowStore materialise(const Source& src, const Context& ctx) {
   const int64_t height = src.height(), n = src.store->batch();
@@ -442,20 +501,24 @@ RowStore materialise(const Source& src, const Context& ctx) {
   return out;
 }
 
-// Steps [begin, end) (no attention among them) over bands of x.
-torch::Tensor run_streamed(const std::vector<Step>& steps, size_t begin, size_t end,
-                           torch::Tensor x, const Context& ctx) {
-  if (begin >= end) return x;
-  RowStore current = RowStore::wrap(std::move(x));
+// Steps [begin, end) over bands of x.
+// Steps [begin, end) over bands of the map in `current`, each step's output stored.
+RowStore run_stored(const std::vector<Step>& steps, size_t begin, size_t end, RowStore current,
+                    const Context& ctx) {
   const Step* lift = nullptr;
   for (size_t i = begin; i < end; ++i) {
     const Step& step = steps[i];
     if (step.kind == StepKind::upsample || step.kind == StepKind::conv) {
-      if (lift) current = materialise({&current, lift}, ctx);
+      if (lift) {
+        current = materialise({&current, lift}, ctx);
+        release_caches(*lift);
+      }
       lift = &step;
       continue;
     }
     const Source src{&current, lift};
+    const Step* lifted = lift;
+    const int64_t width_before = current.width();
     lift = nullptr;
     switch (step.kind) {
       case StepKind::resnet:
@@ -467,72 +530,294 @@ torch::Tensor run_streamed(const std::vector<Step>& steps, size_t begin, size_t 
       case StepKind::out:
         current = stream_out(step, src, ctx);
         break;
+      case StepKind::attn:
+        current = stream_attention(*step.attn, src, ctx);
+        break;
       default:
-        fail(kWhere, "internal: attention cannot be streamed");
+        fail(kStreaming, "internal: unexpected step");
+    }
+    release_caches(step);
+    if (lifted) release_caches(*lifted);
+    // A new level: bands of other sizes from here on, so the pages the allocator kept for the
+    // last level's go back (once per level; per step it costs ~10% in page faults).
+    if (current.width() != width_before) release_free_memory();
+  }
+  if (lift) {
+    current = materialise({&current, lift}, ctx);
+    release_caches(*lift);
+  }
+  return current;
+}
+
+// ---- Recomputed instead of stored ---------------------------------------------------------------
+
+// Rows of a map produced in order with the last ones kept: asking for [b, e) after [b', e') with
+// b' <= b <= e' computes only rows [e', e) (a line buffer); anything else starts afresh.
+class LineBuffer {
+ public:
+  template <typename Compute>  // Compute(b, e) -> exact rows [b, e)
+  torch::Tensor rows(int64_t b, int64_t e, Compute&& compute) {
+    if (!kept_.defined() || b < start_ || b > end_) {
+      kept_ = torch::Tensor();
+      start_ = end_ = b;
+    }
+    if (e > end_) {
+      auto fresh = compute(end_, e);
+      kept_ = kept_.defined() ? torch::cat({kept_.narrow(2, b - start_, end_ - b), fresh}, 2)
+                              : std::move(fresh);
+      start_ = b;
+      end_ = e;
+    }
+    return kept_.narrow(2, b - start_, e - b);
+  }
+
+ private:
+  torch::Tensor kept_;
+  int64_t start_ = 0, end_ = 0;
+};
+
+// A map that is never stored: exact rows on demand, computed from the map before it.
+struct Chain {
+  std::function<torch::Tensor(int64_t, int64_t)> compute;  // exact rows [b, e), in the map
+  int64_t height = 0, width = 0, channels = 0;
+  std::shared_ptr<LineBuffer> kept = std::make_shared<LineBuffer>();
+
+  // Rows [max(b, 0), min(e, height)).
+  torch::Tensor rows(int64_t b, int64_t e) const {
+    b = std::max<int64_t>(b, 0);
+    e = std::min(e, height);
+    return kept->rows(b, e, compute);
+  }
+};
+
+Chain stored_chain(const RowStore& store) {
+  const RowStore* s = &store;
+  return {[s](int64_t b, int64_t e) { return s->rows(b, e); }, store.height(), store.width(),
+          store.channels()};
+}
+
+// A lifted step (upsample or conv) over a chain.
+Chain lifted_chain(const Step& step, const Chain& in) {
+  Chain out;
+  out.width = step.kind == StepKind::upsample ? 2 * in.width : in.width;
+  out.height = step.kind == StepKind::upsample ? 2 * in.height : in.height;
+  out.channels = step.kind == StepKind::conv ? conv_out_channels(*step.conv) : in.channels;
+  out.compute = [step, in, height = out.height](int64_t b, int64_t e) {
+    return lifted_rows(
+        step, [&in](int64_t lo, int64_t hi) { return in.rows(lo, hi); }, in.height, height, b, e);
+  };
+  return out;
+}
+
+// conv1(swish(norm1(x))) rows of a resnet block over a chain.
+Chain resnet_inner_chain(LdmResnetBlockImpl& block, const NormAffine& norm1, const Chain& in) {
+  Chain out{nullptr, in.height, in.width, conv_out_channels(*block.conv1)};
+  out.compute = [&block, norm1, in](int64_t b, int64_t e) {
+    const int64_t from = std::max<int64_t>(b - 1, 0);
+    return crop(conv_band(*block.conv1, {norm1(in.rows(from, e + 1)), from}, in.height), b, e);
+  };
+  return out;
+}
+
+// The whole resnet block over a chain, its inner rows kept in a line buffer of their own.
+Chain resnet_chain(LdmResnetBlockImpl& block, const Chain& inner, const NormAffine& norm2,
+                   const Chain& in) {
+  Chain out{nullptr, in.height, in.width, conv_out_channels(*block.conv2)};
+  out.compute = [&block, inner, norm2, in](int64_t b, int64_t e) {
+    const int64_t from = std::max<int64_t>(b - 1, 0);
+    const auto h = inner.rows(from, e + 1);
+    const auto g =
+        crop(conv_band(*block.conv2, {block.dropout->forward(norm2(h)), from}, in.height), b, e);
+    const auto x = in.rows(b, e);
+    return (block.nin_shortcut ? block.nin_shortcut->forward(x) : x) + g;
+  };
+  return out;
+}
+
+NormAffine chain_norm(torch::nn::GroupNormImpl& norm, const Chain& chain, const Context& ctx,
+                      int64_t rows) {
+  return whole_map_norm(norm, ctx, chain.height, rows, chain.channels,
+                        [&](int64_t b, int64_t e) { return chain.rows(b, e); });
+}
+
+// Steps [begin, end) without storing any map between them: each GroupNorm's statistics come
+// from a sweep that recomputes its input from `in`, row by row through line buffers, and a last
+// sweep stores the output of step end - 1 (a downsample, the decoder's output, or any step).
+// Costs one sweep per norm instead of one per step; holds `in`, its output and a few bands.
+RowStore run_recomputed(const std::vector<Step>& steps, size_t begin, size_t end, RowStore in,
+                        const Context& ctx) {
+  Chain chain = stored_chain(in);
+  int64_t widest = in.channels();
+  const auto band_rows = [&](const Chain& c) {
+    widest = std::max(widest, c.channels);
+    return ctx.band_rows(in.batch(), c.width, 12 * widest, c.height);
+  };
+  const int64_t n = in.batch();
+  for (size_t i = begin; i < end; ++i) {
+    const Step& step = steps[i];
+    const bool last = i + 1 == end;
+    switch (step.kind) {
+      case StepKind::upsample:
+      case StepKind::conv:
+        chain = lifted_chain(step, chain);
+        break;
+      case StepKind::resnet: {
+        const int64_t rows = band_rows(chain);
+        const auto norm1 = chain_norm(*step.block->norm1, chain, ctx, rows);
+        const Chain inner = resnet_inner_chain(*step.block, norm1, chain);
+        const auto norm2 = chain_norm(*step.block->norm2, inner, ctx, rows);
+        chain = resnet_chain(*step.block, inner, norm2, chain);
+        break;
+      }
+      case StepKind::out: {
+        if (!last) fail(kStreaming, "internal: the output step must end a recomputed run");
+        const int64_t rows = band_rows(chain);
+        const auto norm = chain_norm(*step.norm, chain, ctx, rows);
+        const int64_t c_out = conv_out_channels(*step.conv);
+        RowStore out({n, c_out, chain.height, chain.width}, rows, ctx.compute, ctx.compute);
+        for_bands(chain.height, rows, [&](int64_t b, int64_t e) {
+          const int64_t from = std::max<int64_t>(b - 1, 0);
+          auto y = crop(conv_band(*step.conv, {norm(chain.rows(from, e + 1)), from}, chain.height),
+                        b, e);
+          out.write(b, step.tanh ? torch::tanh(y) : y);
+        });
+        release_caches(step);
+        return out;
+      }
+      case StepKind::downsample: {
+        if (!last) fail(kStreaming, "internal: a downsample must end a recomputed run");
+        if (chain.height % 2 != 0 || chain.width % 2 != 0)
+          fail(kStreaming, "expected even sides before a downsample, got {}x{}", chain.height,
+               chain.width);
+        const int64_t out_height = chain.height / 2, rows = band_rows(chain);
+        RowStore out({n, chain.channels, out_height, chain.width / 2}, rows, ctx.storage(),
+                     ctx.compute);
+        for_bands(out_height, rows, [&](int64_t b, int64_t e) {
+          out.write(b, step.down->forward(chain.rows(2 * b, 2 * e + 1)).narrow(2, 0, e - b));
+        });
+        return out;
+      }
+      default:
+        fail(kStreaming, "internal: attention cannot be recomputed");
     }
   }
-  if (lift) current = materialise({&current, lift}, ctx);
-  return current.tensor();
+  // The run ends on a lift or a resnet: store its rows.
+  const int64_t rows = band_rows(chain);
+  RowStore out({n, chain.channels, chain.height, chain.width}, rows, ctx.storage(), ctx.compute);
+  for_bands(chain.height, rows, [&](int64_t b, int64_t e) { out.write(b, chain.rows(b, e)); });
+  return out;
+}
+
+// The full-resolution level: in the decoder, from its last upsample to the end; in the encoder,
+// from the start to its first downsample. [begin, end), empty when there is none.
+std::pair<size_t, size_t> full_resolution_steps(const std::vector<Step>& steps, bool decoder) {
+  if (decoder) {
+    for (size_t i = steps.size(); i > 0; --i)
+      if (steps[i - 1].kind == StepKind::upsample) return {i - 1, steps.size()};
+  } else {
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (steps[i].kind == StepKind::downsample) return {0, i + 1};
+  }
+  return {0, 0};
+}
+
+// The whole network over bands of x; the full-resolution level recomputed rather than stored when
+// the options ask.
+torch::Tensor run_streamed(const std::vector<Step>& steps, bool decoder, torch::Tensor x,
+                           const Context& ctx) {
+  RowStore current = RowStore::wrap(std::move(x));
+  const auto [first, last] = ctx.options.recompute_full_resolution()
+                                 ? full_resolution_steps(steps, decoder)
+                                 : std::pair<size_t, size_t>{0, 0};
+  if (first == last) return run_stored(steps, 0, steps.size(), std::move(current), ctx).take();
+  current = run_stored(steps, 0, first, std::move(current), ctx);
+  current = run_recomputed(steps, first, last, std::move(current), ctx);
+  release_free_memory();
+  return run_stored(steps, last, steps.size(), std::move(current), ctx).take();
 }
 
 Context make_context(const StreamingOptions& options, const torch::Tensor& x) {
   if (options.band_bytes() <= 0)
-    fail(kWhere, "band_bytes: expected > 0, got {}", options.band_bytes());
+    fail(kStreaming, "band_bytes: expected > 0, got {}", options.band_bytes());
   if (!x.is_floating_point())
-    fail(kWhere, "expected a floating-point input, got {}", c10::toString(x.scalar_type()));
+    fail(kStreaming, "expected a floating-point input, got {}", c10::toString(x.scalar_type()));
   return {options, x.scalar_type()};
 }
 
 // ---- Memory estimates ---------------------------------------------------------------------------
 
 // Peak activations of a module's own forward, as a multiple of its largest map: calibrated on the
-// SD decoder (bench/sd_vae_bench: 1191 MB at 512 px, 4629 MB at 1024 px; largest map 256 / 1024
-// MiB).
-constexpr double kWholePeakFactor = 4.5;
+// SD decoder at 512 px (largest map 256 MiB): 1191 MB with LibTorch's convolution (4629 MB at
+// 1024 px), 3150 MB with Winograd, whose scratch holds the tile transforms of a layer's whole
+// input and output (2.25x each) and whose transformed weights (4x) are kept between calls
+// (bench/streaming_bench, 2026-12-03).
+constexpr double kWholePeakFactorDirect = 4.5;
+constexpr double kWholePeakFactorWinograd = 12.5;
 // Attention score chunk of LdmAttnBlock (16M floats).
 constexpr int64_t kAttentionChunkBytes = int64_t{64} << 20;
 
-CoderMemory estimate(const std::vector<Step>& steps, size_t stream_begin, size_t stream_end,
-                     torch::IntArrayRef shape, const StreamingOptions& options) {
+// Bytes of the largest 3x3 conv weight among the steps: a streamed step holds at most two such
+// layers' Winograd transforms (4x the weight each) while it runs.
+int64_t largest_conv3x3_weight(const std::vector<Step>& steps) {
+  int64_t largest = 0;
+  const auto consider = [&](const torch::nn::Conv2dImpl* conv) {
+    if (conv && conv->weight.dim() == 4 && conv->weight.size(2) == 3)
+      largest = std::max(largest, conv->weight.numel() * 4);
+  };
+  for (const Step& s : steps) {
+    consider(s.conv);
+    if (s.block) {
+      consider(s.block->conv1.get());
+      consider(s.block->conv2.get());
+    }
+  }
+  return largest;
+}
+
+CoderMemory estimate(const std::vector<Step>& steps, bool decoder, torch::IntArrayRef shape,
+                     const StreamingOptions& options) {
   const int64_t n = shape[0], elem = 4;
   std::array<int64_t, 3> s{shape[1], shape[2], shape[3]};
   const auto bytes = [&](const std::array<int64_t, 3>& a) { return n * a[0] * a[1] * a[2] * elem; };
-  int64_t whole_max = bytes(s), whole_in_stream = 0, stored_max = 0, stored = bytes(s);
+  // Streamed: the map a step reads shrinks as the one it writes grows, so a step holds about the
+  // larger of the two; attention also holds keys and values (compute dtype) of its whole map.
+  // Recomputed full-resolution level: the map before it and its output (float16 storage).
+  const auto [first, last] = full_resolution_steps(steps, decoder);
+  int64_t whole_max = bytes(s), peak = 0, peak_half = 0, peak_recompute = 0, stored = bytes(s);
+  int64_t before_level = 0;
   bool attention = false;
   for (size_t i = 0; i < steps.size(); ++i) {
-    const auto next = step_shape(steps[i], s);
+    const Step& step = steps[i];
+    const auto next = step_shape(step, s);
     whole_max = std::max({whole_max, bytes(next)});
-    attention = attention || steps[i].kind == StepKind::attn;
-    const bool streamed = i >= stream_begin && i < stream_end;
-    if (!streamed) {
-      whole_in_stream = std::max({whole_in_stream, bytes(s), bytes(next)});
-      stored = bytes(next);
-    } else if (steps[i].kind != StepKind::upsample && steps[i].kind != StepKind::conv) {
-      stored_max = std::max({stored_max, stored, bytes(next)});
+    if (i == first) before_level = stored;
+    if (step.kind != StepKind::upsample && step.kind != StepKind::conv) {  // lifts: recomputed
+      const int64_t maps = std::max(stored, bytes(next));
+      const int64_t keys_values = step.kind == StepKind::attn ? 2 * bytes(s) : 0;
+      attention = attention || step.kind == StepKind::attn;
+      peak = std::max(peak, maps + keys_values);
+      peak_half = std::max(peak_half, maps / 2 + keys_values);
+      if (i < first || i >= last) peak_recompute = std::max(peak_recompute, maps / 2 + keys_values);
       stored = bytes(next);
     }
+    if (i + 1 == last)
+      peak_recompute =
+          std::max(peak_recompute,
+                   before_level / 2 + (step.kind == StepKind::out ? bytes(next) : bytes(next) / 2));
     s = next;
   }
-  const int64_t attn = attention ? kAttentionChunkBytes : 0;
-  const auto whole_part = static_cast<int64_t>(kWholePeakFactor * whole_in_stream) + attn;
-  const int64_t band = 2 * options.band_bytes(), output = bytes(s);
+  const int64_t band = 2 * options.band_bytes() + 8 * largest_conv3x3_weight(steps);
+  const int64_t output = bytes(s);
   CoderMemory m;
-  m.untiled = static_cast<int64_t>(kWholePeakFactor * whole_max) + attn;
-  m.streamed = std::max(whole_part, stored_max + band + output);
-  m.streamed_half = std::max(whole_part, stored_max / 2 + band + output);
+  const double factor = winograd_active() ? kWholePeakFactorWinograd : kWholePeakFactorDirect;
+  m.untiled = static_cast<int64_t>(factor * whole_max) + (attention ? kAttentionChunkBytes : 0);
+  m.streamed = peak + band + output;
+  m.streamed_half = peak_half + band + output;
+  // Line buffers: each stage of the level keeps a band of its rows, sized so that all of them
+  // together take about one band.
+  m.streamed_recompute =
+      first == last ? m.streamed_half : peak_recompute + band + options.band_bytes() + output;
   return m;
-}
-
-size_t last_attention(const std::vector<Step>& steps) {  // index + 1; 0 when none
-  for (size_t i = steps.size(); i > 0; --i)
-    if (steps[i - 1].kind == StepKind::attn) return i;
-  return 0;
-}
-
-size_t first_attention(const std::vector<Step>& steps) {  // steps.size() when none
-  for (size_t i = 0; i < steps.size(); ++i)
-    if (steps[i].kind == StepKind::attn) return i;
-  return steps.size();
 }
 
 }  // namespace
@@ -546,11 +831,7 @@ torch::Tensor streamed_decode(LdmDecoderImpl& decoder, const torch::Tensor& z,
   torch::NoGradGuard no_grad;
   const auto ctx = make_context(options, z);
   const auto steps = decoder_steps(decoder);
-  // Everything up to the last attention block runs whole; the rest streams.
-  const size_t whole_end = last_attention(steps);
-  auto h = z;
-  for (size_t i = 0; i < whole_end; ++i) h = run_whole(steps[i], h);
-  return run_streamed(steps, whole_end, steps.size(), std::move(h), ctx);
+  return run_streamed(steps, true, z, ctx);
 }
 
 torch::Tensor streamed_encode(LdmEncoderImpl& encoder, const torch::Tensor& x,
@@ -564,11 +845,7 @@ torch::Tensor streamed_encode(LdmEncoderImpl& encoder, const torch::Tensor& x,
   torch::NoGradGuard no_grad;
   const auto ctx = make_context(options, x);
   const auto steps = encoder_steps(encoder);
-  // Everything before the first attention block streams; the rest runs whole.
-  const size_t stream_end = first_attention(steps);
-  auto h = run_streamed(steps, 0, stream_end, x, ctx);
-  for (size_t i = stream_end; i < steps.size(); ++i) h = run_whole(steps[i], h);
-  return h;
+  return run_streamed(steps, false, x, ctx);
 }
 
 CoderMemory estimate_decode_memory(LdmDecoderImpl& decoder, torch::IntArrayRef latent_shape,
@@ -577,7 +854,7 @@ CoderMemory estimate_decode_memory(LdmDecoderImpl& decoder, torch::IntArrayRef l
     fail("estimate_decode_memory", "expected a latent shape [N, z, h, w], got {}",
          shape_str(latent_shape));
   const auto steps = decoder_steps(decoder);
-  return estimate(steps, last_attention(steps), steps.size(), latent_shape, options);
+  return estimate(steps, true, latent_shape, options);
 }
 
 CoderMemory estimate_encode_memory(LdmEncoderImpl& encoder, torch::IntArrayRef image_shape,
@@ -586,7 +863,7 @@ CoderMemory estimate_encode_memory(LdmEncoderImpl& encoder, torch::IntArrayRef i
     fail("estimate_encode_memory", "expected an image shape [N, C, H, W], got {}",
          shape_str(image_shape));
   const auto steps = encoder_steps(encoder);
-  return estimate(steps, 0, first_attention(steps), image_shape, options);
+  return estimate(steps, false, image_shape, options);
 }
 
 }  // namespace lf

@@ -18,5 +18,8 @@ std::string describe();
 // -> [N, O, H, W]. The transformed weight is cached until weight changes (version, storage).
 torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
                       const torch::Tensor& bias);
+// Drops the cached transform of `weight` (4x the weight's size: 6x6 tiles for 3x3 taps); the next
+// conv3x3 with it transforms again. For computations that bound their memory.
+void release_transformed(const torch::Tensor& weight);
 
 }  // namespace lf::winograd

@@ -16,4 +16,6 @@ torch::Tensor conv3x3(const torch::Tensor&, const torch::Tensor&, const torch::T
   fail("winograd::conv3x3", "this build has no oneDNN Winograd path (LF_ONEDNN_WINOGRAD=OFF)");
 }
 
+void release_transformed(const torch::Tensor&) {}
+
 }  // namespace lf::winograd

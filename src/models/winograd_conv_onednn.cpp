@@ -33,7 +33,11 @@ dnnl::convolution_forward::primitive_desc winograd_pd(int64_t n, int64_t c, int6
       any_f32({n, c, h, w}), any_f32({o, c, 3, 3}),
       memory::desc({o}, memory::data_type::f32, memory::format_tag::x), any_f32({n, o, h, w}),
       {1, 1}, {1, 1}, {1, 1});
-  return dnnl::convolution_forward::primitive_desc(desc, cpu_engine());
+  // Scratchpad from our allocator, per call (oneDNN's own "library" scratchpad is a buffer it
+  // grows to the largest call and keeps for the life of the process).
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return dnnl::convolution_forward::primitive_desc(desc, attr, cpu_engine());
 }
 
 // A weight in oneDNN's Winograd layout, made once per weight tensor and version. Keyed by the
@@ -157,13 +161,21 @@ torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
   const auto weights = transformed_weight(weight, pd.weights_desc(), stream);
   memory weight_mem(pd.weights_desc(), cpu_engine(), weights.data_ptr());
   memory bias_mem(pd.bias_desc(), cpu_engine(), b.data_ptr());
+  const auto pad = scratch(pd.scratchpad_desc().get_size());
+  memory pad_mem(pd.scratchpad_desc(), cpu_engine(), pad.data_ptr());
   dnnl::convolution_forward(pd).execute(stream, {{DNNL_ARG_SRC, src_mem},
                                                  {DNNL_ARG_WEIGHTS, weight_mem},
                                                  {DNNL_ARG_BIAS, bias_mem},
-                                                 {DNNL_ARG_DST, dst_mem}});
+                                                 {DNNL_ARG_DST, dst_mem},
+                                                 {DNNL_ARG_SCRATCHPAD, pad_mem}});
   if (dst_buffer.defined()) dnnl::reorder(dst_mem, out_mem).execute(stream, dst_mem, out_mem);
   stream.wait();
   return out;
+}
+
+void release_transformed(const torch::Tensor& weight) {
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  weight_cache.erase(weight.unsafeGetTensorImpl());
 }
 
 }  // namespace lf::winograd

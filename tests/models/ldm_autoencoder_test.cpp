@@ -138,8 +138,8 @@ TEST(LdmAutoencoder, TiledEncodeDecodeStaysCloseToUntiled) {
 }
 
 TEST(LdmAutoencoder, StreamedEncodeAndDecodeEqualUntiled) {
-  // VQGAN: attention in the latent level (the decoder streams from its upsample on, the encoder up
-  // to its second level); KL: attention in the middle only.
+  // VQGAN: attention in the latent level too; KL: in the middle only. Every step streams, with the
+  // full-resolution level stored or recomputed.
   for (const char* type : {"vqgan", "autoencoder_kl"}) {
     torch::manual_seed(2);
     auto model = tiny(type);
@@ -150,12 +150,17 @@ TEST(LdmAutoencoder, StreamedEncodeAndDecodeEqualUntiled) {
     const auto moments = ldm->encode_moments(x);
     const auto z = moments.narrow(1, 0, 4);
     const auto y = ldm->decode_latents(z);
-    ldm->set_memory_plan(MemoryPlan().stream(true).streaming(StreamingOptions().band_bytes(1)));
     const auto scale = [](const torch::Tensor& t) { return t.abs().max().item<double>(); };
-    EXPECT_LT((ldm->encode_moments(x) - moments).abs().max().item<double>(), 1e-4 * scale(moments))
-        << type;
-    EXPECT_LT((ldm->decode_latents(z) - y).abs().max().item<double>(), 1e-4 * scale(y)) << type;
-    EXPECT_TRUE(ldm->take_plan_notes().empty());  // forced streaming: nothing to report
+    for (const bool recompute : {false, true}) {
+      ldm->set_memory_plan(MemoryPlan().stream(true).streaming(
+          StreamingOptions().band_bytes(1).recompute_full_resolution(recompute)));
+      EXPECT_LT((ldm->encode_moments(x) - moments).abs().max().item<double>(),
+                1e-4 * scale(moments))
+          << type << " recompute " << recompute;
+      EXPECT_LT((ldm->decode_latents(z) - y).abs().max().item<double>(), 1e-4 * scale(y))
+          << type << " recompute " << recompute;
+      EXPECT_TRUE(ldm->take_plan_notes().empty());  // forced streaming: nothing to report
+    }
   }
 }
 
@@ -195,7 +200,8 @@ TEST(LdmAutoencoder, MemoryBoundChoosesStreamingAndSaysSo) {
     kl->set_memory_plan(MemoryPlan().max_bytes(int64_t{1} << 30));  // fits: runs whole
     kl->reconstruct(x);
     EXPECT_TRUE(kl->take_plan_notes().empty());
-    kl->set_memory_plan(MemoryPlan().max_bytes(1000));  // not even streamed: float16 storage
+    // Not even streamed with float16 storage: the full-resolution level recomputed too.
+    kl->set_memory_plan(MemoryPlan().max_bytes(1000));
     const auto streamed = kl->reconstruct(x);
     EXPECT_LT((streamed - full).abs().max().item<double>(), 1e-2 * full.abs().max().item<double>());
     const auto notes = kl->take_plan_notes();
@@ -206,6 +212,8 @@ TEST(LdmAutoencoder, MemoryBoundChoosesStreamingAndSaysSo) {
     EXPECT_NE(notes[1].find("decode: streamed in row bands with float16 storage"),
               std::string::npos)
         << notes[1];
+    for (const auto& note : notes)
+      EXPECT_NE(note.find("full-resolution level recomputed"), std::string::npos) << note;
   }
   kl->reconstruct(x);  // gradients on: the modules' own forward
   EXPECT_TRUE(kl->take_plan_notes().empty());

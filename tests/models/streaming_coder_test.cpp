@@ -75,6 +75,9 @@ TEST(StreamingCoder, DecodeEqualsUntiledInFloat64) {
       const auto full = decoder->forward(z);
       const auto streamed = streamed_decode(*decoder, z, four_row_bands());
       EXPECT_LT(relative_error(streamed, full), 1e-11) << o.attn_type() << " " << z.sizes();
+      const auto recomputed =
+          streamed_decode(*decoder, z, four_row_bands().recompute_full_resolution(true));
+      EXPECT_LT(relative_error(recomputed, full), 1e-11) << o.attn_type() << " " << z.sizes();
     }
   }
 }
@@ -92,6 +95,9 @@ TEST(StreamingCoder, EncodeEqualsUntiledInFloat64) {
       const auto full = encoder->forward(x);
       const auto streamed = streamed_encode(*encoder, x, four_row_bands());
       EXPECT_LT(relative_error(streamed, full), 1e-11) << x.sizes();
+      const auto recomputed =
+          streamed_encode(*encoder, x, four_row_bands().recompute_full_resolution(true));
+      EXPECT_LT(relative_error(recomputed, full), 1e-11) << x.sizes();
     }
   }
 }
@@ -155,9 +161,16 @@ TEST(StreamingCoder, MemoryEstimateStreamsBelowUntiled) {
   EXPECT_GT(m.untiled, int64_t{4} << 30);
   EXPECT_LT(m.streamed, int64_t{800} << 20);
   EXPECT_LT(m.streamed_half, m.streamed);
+  // 2048 px: the 128-channel full-resolution maps (2 GiB each) are never stored; the 256-channel
+  // map before them is, in float16 (512 MiB), and the 3-channel output (48 MiB).
+  const auto big = estimate_decode_memory(*decoder, {1, 4, 256, 256});
+  EXPECT_LT(big.streamed_recompute, big.streamed_half);
+  EXPECT_GT(big.streamed_recompute, int64_t{560} << 20);
+  EXPECT_LT(big.streamed_recompute, int64_t{1100} << 20);
   LdmEncoder encoder{LdmCoderOptions()};
   const auto e = estimate_encode_memory(*encoder, {1, 3, 1024, 1024});
   EXPECT_LT(e.streamed, e.untiled);
+  EXPECT_LT(e.streamed_recompute, e.streamed_half);
 }
 
 }  // namespace
