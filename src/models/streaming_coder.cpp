@@ -248,8 +248,6 @@ class RowStore {
   std::vector<torch::Tensor> chunks_;
 };
 
-// The input of a step: a stored map, optionally through a cheap step that is recomputed for every
-// band instead of stored (an upsample, whose output is 4x its input; a conv_in).
 // Exact rows [b, e) (already clamped) of a lifted step's output, `height` rows high, from the rows
 // of its input map (`in_rows(b', e')`, exact and clamped, `in_height` rows high).
 template <typename InRows>
@@ -269,6 +267,8 @@ torch::Tensor lifted_rows(const Step& lift, InRows&& in_rows, int64_t in_height,
   return crop({y.narrow(2, valid_begin - 2 * lo, valid_end - valid_begin), valid_begin}, b, e);
 }
 
+// The input of a step: a stored map, optionally through a cheap step that is recomputed for every
+// band instead of stored (an upsample, whose output is 4x its input; a conv_in).
 struct Source {
   RowStore* store = nullptr;
   const Step* lift = nullptr;  // upsample or conv, or none
@@ -283,6 +283,7 @@ struct Source {
     return lift && lift->kind == StepKind::conv ? conv_out_channels(*lift->conv)
                                                 : store->channels();
   }
+  int64_t batch() const { return store->batch(); }
 
   // Exact rows [max(begin, 0), min(end, height)).
   torch::Tensor rows(int64_t begin, int64_t end) const {
@@ -385,7 +386,7 @@ NormAffine whole_map_norm(torch::nn::GroupNormImpl& norm, const Context& ctx, in
 // x + conv2(swish(norm2(conv1(swish(norm1(x)))))), three sweeps: norm1 statistics, norm2
 // statistics (conv1 with a 1-row halo), output (conv1 and conv2 with a 2-row halo).
 RowStore stream_resnet(LdmResnetBlockImpl& block, const Source& src, const Context& ctx) {
-  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+  const int64_t height = src.height(), width = src.width(), n = src.batch();
   const int64_t c_in = src.channels(), c_out = conv_out_channels(*block.conv2);
   const int64_t rows = ctx.band_rows(n, width, 4 * c_in + 6 * c_out, height);
   const auto norm1 = whole_map_norm(*block.norm1, ctx, height, rows, c_in,
@@ -411,8 +412,9 @@ RowStore stream_resnet(LdmResnetBlockImpl& block, const Source& src, const Conte
 }
 
 // Stride-2 downsampling: output rows [b, e) read input rows [2b, 2e + 1).
-RowStore stream_downsample(LdmDownsampleImpl& down, const Source& src, const Context& ctx) {
-  const int64_t height = src.height(), n = src.store->batch(), c = src.channels();
+template <typename Map>  // Source or Chain
+RowStore stream_downsample(LdmDownsampleImpl& down, const Map& src, const Context& ctx) {
+  const int64_t height = src.height(), n = src.batch(), c = src.channels();
   if (height % 2 != 0 || src.width() % 2 != 0)
     fail(kStreaming, "expected even sides before a downsample, got {}x{}", height, src.width());
   const int64_t out_height = height / 2;
@@ -429,8 +431,9 @@ RowStore stream_downsample(LdmDownsampleImpl& down, const Source& src, const Con
 }
 
 // conv_out(swish(norm_out(x))) (then tanh): two sweeps.
-RowStore stream_out(const Step& step, const Source& src, const Context& ctx) {
-  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+template <typename Map>  // Source or Chain
+RowStore stream_out(const Step& step, const Map& src, const Context& ctx) {
+  const int64_t height = src.height(), width = src.width(), n = src.batch();
   const int64_t c_in = src.channels(), c_out = conv_out_channels(*step.conv);
   const int64_t rows = ctx.band_rows(n, width, 6 * c_in + 2 * c_out, height);
   const auto norm = whole_map_norm(*step.norm, ctx, height, rows, c_in,
@@ -452,7 +455,7 @@ RowStore stream_out(const Step& step, const Source& src, const Context& ctx) {
 // query rows, each attending to all positions, added to its input rows. Peak: the input map being
 // released, the output growing, keys and values, one band's scores.
 RowStore stream_attention(LdmAttnBlockImpl& attn, const Source& src, const Context& ctx) {
-  const int64_t height = src.height(), width = src.width(), n = src.store->batch();
+  const int64_t height = src.height(), width = src.width(), n = src.batch();
   const int64_t c = src.channels(), positions = height * width;
   const int64_t rows = ctx.band_rows(n, width, 8 * c, height);
   const auto norm = whole_map_norm(*attn.norm, ctx, height, rows, c,
@@ -490,8 +493,9 @@ RowStore stream_attention(LdmAttnBlockImpl& attn, const Source& src, const Conte
 }
 
 // Stores what a lifted source computes (a lift with no step after it to absorb it).
-RowStore materialise(const Source& src, const Context& ctx) {
-  const int64_t height = src.height(), n = src.store->batch();
+template <typename Map>  // Source or Chain
+RowStore materialise(const Map& src, const Context& ctx) {
+  const int64_t height = src.height(), n = src.batch();
   const int64_t rows = ctx.band_rows(n, src.width(), 4 * src.channels(), height);
   RowStore out({n, src.channels(), height, src.width()}, rows, ctx.storage(), ctx.compute);
   for_bands(height, rows, [&](int64_t b, int64_t e) {
@@ -501,7 +505,6 @@ RowStore materialise(const Source& src, const Context& ctx) {
   return out;
 }
 
-// Steps [begin, end) over bands of x.
 // Steps [begin, end) over bands of the map in `current`, each step's output stored.
 RowStore run_stored(const std::vector<Step>& steps, size_t begin, size_t end, RowStore current,
                     const Context& ctx) {
@@ -510,7 +513,7 @@ RowStore run_stored(const std::vector<Step>& steps, size_t begin, size_t end, Ro
     const Step& step = steps[i];
     if (step.kind == StepKind::upsample || step.kind == StepKind::conv) {
       if (lift) {
-        current = materialise({&current, lift}, ctx);
+        current = materialise(Source{&current, lift}, ctx);
         release_caches(*lift);
       }
       lift = &step;
@@ -543,7 +546,7 @@ RowStore run_stored(const std::vector<Step>& steps, size_t begin, size_t end, Ro
     if (current.width() != width_before) release_free_memory();
   }
   if (lift) {
-    current = materialise({&current, lift}, ctx);
+    current = materialise(Source{&current, lift}, ctx);
     release_caches(*lift);
   }
   return current;
@@ -579,42 +582,44 @@ class LineBuffer {
 // A map that is never stored: exact rows on demand, computed from the map before it.
 struct Chain {
   std::function<torch::Tensor(int64_t, int64_t)> compute;  // exact rows [b, e), in the map
-  int64_t height = 0, width = 0, channels = 0;
+  int64_t n = 0, c = 0, h = 0, w = 0;                      // [N, C, H, W]
   std::shared_ptr<LineBuffer> kept = std::make_shared<LineBuffer>();
 
+  int64_t batch() const { return n; }
+  int64_t channels() const { return c; }
+  int64_t height() const { return h; }
+  int64_t width() const { return w; }
   // Rows [max(b, 0), min(e, height)).
   torch::Tensor rows(int64_t b, int64_t e) const {
-    b = std::max<int64_t>(b, 0);
-    e = std::min(e, height);
-    return kept->rows(b, e, compute);
+    return kept->rows(std::max<int64_t>(b, 0), std::min(e, h), compute);
   }
+  void release_before(int64_t) const {}  // nothing stored
 };
 
 Chain stored_chain(const RowStore& store) {
   const RowStore* s = &store;
-  return {[s](int64_t b, int64_t e) { return s->rows(b, e); }, store.height(), store.width(),
-          store.channels()};
+  return {[s](int64_t b, int64_t e) { return s->rows(b, e); }, store.batch(), store.channels(),
+          store.height(), store.width()};
 }
 
 // A lifted step (upsample or conv) over a chain.
 Chain lifted_chain(const Step& step, const Chain& in) {
-  Chain out;
-  out.width = step.kind == StepKind::upsample ? 2 * in.width : in.width;
-  out.height = step.kind == StepKind::upsample ? 2 * in.height : in.height;
-  out.channels = step.kind == StepKind::conv ? conv_out_channels(*step.conv) : in.channels;
-  out.compute = [step, in, height = out.height](int64_t b, int64_t e) {
+  const int64_t scale = step.kind == StepKind::upsample ? 2 : 1;
+  Chain out{nullptr, in.n, step.kind == StepKind::conv ? conv_out_channels(*step.conv) : in.c,
+            scale * in.h, scale * in.w};
+  out.compute = [step, in, height = out.h](int64_t b, int64_t e) {
     return lifted_rows(
-        step, [&in](int64_t lo, int64_t hi) { return in.rows(lo, hi); }, in.height, height, b, e);
+        step, [&in](int64_t lo, int64_t hi) { return in.rows(lo, hi); }, in.h, height, b, e);
   };
   return out;
 }
 
 // conv1(swish(norm1(x))) rows of a resnet block over a chain.
 Chain resnet_inner_chain(LdmResnetBlockImpl& block, const NormAffine& norm1, const Chain& in) {
-  Chain out{nullptr, in.height, in.width, conv_out_channels(*block.conv1)};
+  Chain out{nullptr, in.n, conv_out_channels(*block.conv1), in.h, in.w};
   out.compute = [&block, norm1, in](int64_t b, int64_t e) {
     const int64_t from = std::max<int64_t>(b - 1, 0);
-    return crop(conv_band(*block.conv1, {norm1(in.rows(from, e + 1)), from}, in.height), b, e);
+    return crop(conv_band(*block.conv1, {norm1(in.rows(from, e + 1)), from}, in.h), b, e);
   };
   return out;
 }
@@ -622,12 +627,12 @@ Chain resnet_inner_chain(LdmResnetBlockImpl& block, const NormAffine& norm1, con
 // The whole resnet block over a chain, its inner rows kept in a line buffer of their own.
 Chain resnet_chain(LdmResnetBlockImpl& block, const Chain& inner, const NormAffine& norm2,
                    const Chain& in) {
-  Chain out{nullptr, in.height, in.width, conv_out_channels(*block.conv2)};
+  Chain out{nullptr, in.n, conv_out_channels(*block.conv2), in.h, in.w};
   out.compute = [&block, inner, norm2, in](int64_t b, int64_t e) {
     const int64_t from = std::max<int64_t>(b - 1, 0);
     const auto h = inner.rows(from, e + 1);
     const auto g =
-        crop(conv_band(*block.conv2, {block.dropout->forward(norm2(h)), from}, in.height), b, e);
+        crop(conv_band(*block.conv2, {block.dropout->forward(norm2(h)), from}, in.h), b, e);
     const auto x = in.rows(b, e);
     return (block.nin_shortcut ? block.nin_shortcut->forward(x) : x) + g;
   };
@@ -636,7 +641,7 @@ Chain resnet_chain(LdmResnetBlockImpl& block, const Chain& inner, const NormAffi
 
 NormAffine chain_norm(torch::nn::GroupNormImpl& norm, const Chain& chain, const Context& ctx,
                       int64_t rows) {
-  return whole_map_norm(norm, ctx, chain.height, rows, chain.channels,
+  return whole_map_norm(norm, ctx, chain.h, rows, chain.c,
                         [&](int64_t b, int64_t e) { return chain.rows(b, e); });
 }
 
@@ -647,12 +652,6 @@ NormAffine chain_norm(torch::nn::GroupNormImpl& norm, const Chain& chain, const 
 RowStore run_recomputed(const std::vector<Step>& steps, size_t begin, size_t end, RowStore in,
                         const Context& ctx) {
   Chain chain = stored_chain(in);
-  int64_t widest = in.channels();
-  const auto band_rows = [&](const Chain& c) {
-    widest = std::max(widest, c.channels);
-    return ctx.band_rows(in.batch(), c.width, 12 * widest, c.height);
-  };
-  const int64_t n = in.batch();
   for (size_t i = begin; i < end; ++i) {
     const Step& step = steps[i];
     const bool last = i + 1 == end;
@@ -662,7 +661,9 @@ RowStore run_recomputed(const std::vector<Step>& steps, size_t begin, size_t end
         chain = lifted_chain(step, chain);
         break;
       case StepKind::resnet: {
-        const int64_t rows = band_rows(chain);
+        // Units per column: the line buffers of every stage so far, each a few of the widest map.
+        const int64_t units = 12 * std::max(chain.c, in.channels());
+        const int64_t rows = ctx.band_rows(chain.n, chain.w, units, chain.h);
         const auto norm1 = chain_norm(*step.block->norm1, chain, ctx, rows);
         const Chain inner = resnet_inner_chain(*step.block, norm1, chain);
         const auto norm2 = chain_norm(*step.block->norm2, inner, ctx, rows);
@@ -671,41 +672,18 @@ RowStore run_recomputed(const std::vector<Step>& steps, size_t begin, size_t end
       }
       case StepKind::out: {
         if (!last) fail(kStreaming, "internal: the output step must end a recomputed run");
-        const int64_t rows = band_rows(chain);
-        const auto norm = chain_norm(*step.norm, chain, ctx, rows);
-        const int64_t c_out = conv_out_channels(*step.conv);
-        RowStore out({n, c_out, chain.height, chain.width}, rows, ctx.compute, ctx.compute);
-        for_bands(chain.height, rows, [&](int64_t b, int64_t e) {
-          const int64_t from = std::max<int64_t>(b - 1, 0);
-          auto y = crop(conv_band(*step.conv, {norm(chain.rows(from, e + 1)), from}, chain.height),
-                        b, e);
-          out.write(b, step.tanh ? torch::tanh(y) : y);
-        });
+        auto out = stream_out(step, chain, ctx);
         release_caches(step);
         return out;
       }
-      case StepKind::downsample: {
+      case StepKind::downsample:
         if (!last) fail(kStreaming, "internal: a downsample must end a recomputed run");
-        if (chain.height % 2 != 0 || chain.width % 2 != 0)
-          fail(kStreaming, "expected even sides before a downsample, got {}x{}", chain.height,
-               chain.width);
-        const int64_t out_height = chain.height / 2, rows = band_rows(chain);
-        RowStore out({n, chain.channels, out_height, chain.width / 2}, rows, ctx.storage(),
-                     ctx.compute);
-        for_bands(out_height, rows, [&](int64_t b, int64_t e) {
-          out.write(b, step.down->forward(chain.rows(2 * b, 2 * e + 1)).narrow(2, 0, e - b));
-        });
-        return out;
-      }
+        return stream_downsample(*step.down, chain, ctx);
       default:
         fail(kStreaming, "internal: attention cannot be recomputed");
     }
   }
-  // The run ends on a lift or a resnet: store its rows.
-  const int64_t rows = band_rows(chain);
-  RowStore out({n, chain.channels, chain.height, chain.width}, rows, ctx.storage(), ctx.compute);
-  for_bands(chain.height, rows, [&](int64_t b, int64_t e) { out.write(b, chain.rows(b, e)); });
-  return out;
+  return materialise(chain, ctx);  // the run ends on a lift or a resnet
 }
 
 // The full-resolution level: in the decoder, from its last upsample to the end; in the encoder,
