@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -46,7 +47,9 @@ struct ServeCommandOptions {
   std::string max_upload = "32M";
   double max_megapixels = 16;
   int64_t max_side = 1024;
-  int http_threads = 8;
+  int http_threads = 32;
+  int max_streams = 0;  // 0: http_threads - 8
+  std::string configs = "configs";
 };
 
 void run_serve(const ServeCommandOptions& o, const GlobalOptions& globals) {
@@ -66,6 +69,21 @@ void run_serve(const ServeCommandOptions& o, const GlobalOptions& globals) {
   options.max_megapixels = o.max_megapixels;
   options.max_side = o.max_side;
   options.http_threads = static_cast<size_t>(o.http_threads);
+  options.max_streams =
+      static_cast<size_t>(o.max_streams > 0 ? o.max_streams : std::max(1, o.http_threads - 8));
+  if (options.max_streams + 2 > options.http_threads)
+    fail("serve", "--max-streams {}: expected at most --http-threads - 2 ({})", options.max_streams,
+         o.http_threads - 2);
+  {
+    std::error_code ec;
+    if (std::filesystem::is_directory(o.configs, ec))
+      options.configs_dir = o.configs;
+    else if (o.configs != "configs")  // the default is optional
+      fail("serve", "--configs {}: no such folder (expected a folder of .yaml configs)", o.configs);
+    options.binary = std::filesystem::read_symlink("/proc/self/exe", ec).string();
+    if (ec)
+      fail("serve", "cannot find this program's path (/proc/self/exe) to start training runs");
+  }
   options.device = parse_device(globals.device);
   options.threads = torch::get_num_threads();  // as --threads set it (OpenMP's count is per thread)
 
@@ -126,7 +144,8 @@ void run_serve(const ServeCommandOptions& o, const GlobalOptions& globals) {
 void register_serve(CLI::App& app, const GlobalOptions& globals) {
   auto o = std::make_shared<ServeCommandOptions>();
   auto* cmd = app.add_subcommand(
-      "serve", "local web UI: browse models, reconstruct uploaded images, follow training runs");
+      "serve",
+      "local web UI: models, reconstruct, codebook, latent space, sampling, training runs");
   cmd->add_option("--models", o->models,
                   "folder of run / model folders to serve (repeatable; one level deep)")
       ->required();
@@ -150,9 +169,18 @@ void register_serve(CLI::App& app, const GlobalOptions& globals) {
                   "on their longer side")
       ->capture_default_str()
       ->check(CLI::Range(16, 16384));
-  cmd->add_option("--http-threads", o->http_threads, "threads answering requests")
+  cmd->add_option("--http-threads", o->http_threads,
+                  "threads answering requests (each open event stream holds one)")
       ->capture_default_str()
-      ->check(CLI::Range(2, 256));
+      ->check(CLI::Range(4, 512));
+  cmd->add_option("--max-streams", o->max_streams,
+                  "event streams open at once (0: --http-threads - 8); more are refused with 503")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 510));
+  cmd->add_option("--configs", o->configs,
+                  "folder of .yaml configs the train page may start runs from (into the first "
+                  "--models folder)")
+      ->capture_default_str();
   cmd->callback([o, &globals] { run_serve(*o, globals); });
 }
 

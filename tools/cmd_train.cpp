@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "core/runtime.h"
 #include "runs/training_run.h"
+#include "train/stop_request.h"
 
 namespace lf::cli {
 
@@ -33,7 +34,13 @@ void run_train(const TrainCommandOptions& o, const GlobalOptions& globals) {
   request.device = parse_device(globals.device);
   request.seed = globals.seed;
   request.command_line = globals.command_line;
+  install_stop_signals();  // Ctrl-C / SIGTERM: checkpoint at the current step, then stop
   const TrainingOutcome outcome = run_training(request);
+  if (outcome.stopped) {
+    std::printf("stopped at step %lld: continue with `latentforge train --resume %s`\n",
+                static_cast<long long>(outcome.steps), outcome.run_dir.c_str());
+    return;
+  }
   if (!outcome.metrics.is_null()) std::printf("%s\n", outcome.metrics.dump(2).c_str());
   std::string files;
   for (const auto& file : outcome.files) files += (files.empty() ? "" : ", ") + file;

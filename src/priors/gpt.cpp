@@ -255,6 +255,7 @@ torch::Tensor GPTImpl::sample(int64_t n, int64_t h, int64_t w, const PriorCondit
   if (options.window_h > g[0])
     fail("gpt::sample", "window height: expected at most the training grid height {}, got {}", g[0],
          options.window_h);
+  options.check_given(n, h, w, options_.num_codes(), "gpt::sample");
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
@@ -282,8 +283,17 @@ torch::Tensor GPTImpl::sample_full(int64_t n, const PriorCondition& cond,
     } else {
       logits = forward(tokens, torch::arange(tokens.size(1), long_options));
     }
-    const auto next = sample_tokens(logits.select(1, -1), options, generator);
-    tokens = torch::cat({tokens, next.view({n, 1})}, 1);
+    const auto next = options.cell_tokens([&] { return logits.select(1, -1); }, m, g[1], generator)
+                          .to(tokens.device())
+                          .expand({n});
+    tokens = torch::cat({tokens, next.reshape({n, 1})}, 1);
+    options.report(
+        [&] {
+          auto so_far = torch::full({n, length}, -1, long_options);
+          so_far.slice(1, 0, m + 1).copy_(tokens.slice(1, tokens.size(1) - m - 1));
+          return so_far.view({n, g[0], g[1]});
+        },
+        m + 1, length);
   }
   return tokens.slice(1, tokens.size(1) - length).reshape({n, g[0], g[1]});
 }

@@ -171,12 +171,20 @@ torch::Tensor PixelCNNImpl::sample(int64_t n, int64_t h, int64_t w, const PriorC
   torch::NoGradGuard no_grad;
   const bool was_training = is_training();
   eval();
+  options.check_given(n, h, w, num_codes(), "pixelcnn::sample");
+  auto so_far = [&](int64_t done) {  // cells not drawn yet read -1
+    return codes.view({n, -1})
+        .index_fill(1, torch::arange(done, h * w, codes.device()), -1)
+        .view({n, h, w});
+  };
   for (int64_t i = 0; i < h; ++i) {
     for (int64_t j = 0; j < w; ++j) {
       // Rows below i do not reach row i, so rows 0..i suffice: [n, K, i + 1, w].
-      const auto out = forward(codes.slice(1, 0, i + 1), cond.labels);
-      codes.select(1, i).select(1, j).copy_(
-          sample_tokens(out.select(2, i).select(2, j), options, generator));
+      auto logits = [&] {
+        return forward(codes.slice(1, 0, i + 1), cond.labels).select(2, i).select(2, j);
+      };
+      codes.select(1, i).select(1, j).copy_(options.cell_tokens(logits, i * w + j, w, generator));
+      options.report([&] { return so_far(i * w + j + 1); }, i * w + j + 1, h * w);
     }
   }
   train(was_training);

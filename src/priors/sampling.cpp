@@ -16,6 +16,34 @@ void SamplingOptions::validate(const char* where) const {
          window_w);
 }
 
+void SamplingOptions::check_given(int64_t n, int64_t h, int64_t w, int64_t num_codes,
+                                  const char* where) const {
+  if (!given.defined()) return;
+  if (given.dim() != 3 || given.scalar_type() != torch::kInt64 ||
+      (given.size(0) != 1 && given.size(0) != n) || given.size(1) != h || given.size(2) != w)
+    fail(where, "given codes: expected int64 [1 or {}, {}, {}], got {} {}", n, h, w,
+         c10::toString(given.scalar_type()), shape_str(given.sizes()));
+  if (given_cells < 0 || given_cells > h * w)
+    fail(where, "given cells: expected 0..{}, got {}", h * w, given_cells);
+  const auto kept = given.reshape({given.size(0), -1}).slice(1, 0, given_cells);
+  if (kept.numel() > 0 &&
+      (kept.min().item<int64_t>() < 0 || kept.max().item<int64_t>() >= num_codes))
+    fail(where, "given codes: expected values in [0, {})", num_codes);
+}
+
+torch::Tensor SamplingOptions::cell_tokens(const std::function<torch::Tensor()>& logits,
+                                           int64_t cell, int64_t w,
+                                           at::Generator& generator) const {
+  if (!is_given(cell)) return sample_tokens(logits(), *this, generator);
+  return given.select(1, cell / w).select(1, cell % w);
+}
+
+void SamplingOptions::report(const std::function<torch::Tensor()>& codes, int64_t done,
+                             int64_t total) const {
+  if (!on_progress || progress_every <= 0) return;
+  if (done % progress_every == 0 || done == total) on_progress(codes(), done);
+}
+
 torch::Tensor filtered_probabilities(const torch::Tensor& logits, const SamplingOptions& o) {
   if (logits.dim() != 2)
     fail("sample_tokens", "expected logits [N, V], got {}", shape_str(logits.sizes()));

@@ -4,6 +4,8 @@
 
 #include <torch/torch.h>
 
+#include <functional>
+
 namespace lf {
 
 struct SamplingOptions {
@@ -15,8 +17,26 @@ struct SamplingOptions {
   // training grid are always sampled with a window.
   int64_t window_h = 0;
   int64_t window_w = 0;
+  // Image completion: the first `given_cells` cells of every map, in raster order, are copied from
+  // `given` ([1 or N, h, w] int64, the grid being sampled) instead of drawn.
+  torch::Tensor given;
+  int64_t given_cells = 0;
+  // Called after every `progress_every` cells (0: never) and after the last one with the maps so
+  // far [N, h, w] (cells not generated yet hold -1) and the number of cells done; it may throw to
+  // stop sampling.
+  std::function<void(const torch::Tensor& codes, int64_t done)> on_progress;
+  int64_t progress_every = 0;
 
   void validate(const char* where) const;  // throws lf::Error on out-of-range values
+  // Checks `given` against a sampling of n maps of h x w cells with K codes.
+  void check_given(int64_t n, int64_t h, int64_t w, int64_t num_codes, const char* where) const;
+  // The tokens [N] of cell `cell` (raster order, grid width w): the given ones when the cell is
+  // given, else drawn from logits [N, V].
+  torch::Tensor cell_tokens(const std::function<torch::Tensor()>& logits, int64_t cell, int64_t w,
+                            at::Generator& generator) const;
+  bool is_given(int64_t cell) const { return given.defined() && cell < given_cells; }
+  // Calls on_progress when `done` cells are a multiple of progress_every or all of them.
+  void report(const std::function<torch::Tensor()>& codes, int64_t done, int64_t total) const;
 };
 
 // logits: [N, V] -> probabilities [N, V] float32 after temperature, top-k and top-p filtering.

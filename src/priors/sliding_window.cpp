@@ -39,8 +39,9 @@ torch::Tensor sample_with_window(int64_t n, int64_t h, int64_t w, int64_t wh, in
       if (context.numel() > 0 && context.min().item<int64_t>() < 0)
         fail("sample_with_window", "cell ({}, {}): the window reads a cell not generated yet", i,
              j);
-      const auto logits = next_logits(context, win);
-      grid.select(1, i).select(1, j).copy_(sample_tokens(logits, options, generator));
+      grid.select(1, i).select(1, j).copy_(
+          options.cell_tokens([&] { return next_logits(context, win); }, i * w + j, w, generator));
+      options.report([&] { return grid; }, i * w + j + 1, h * w);
     }
   }
   return grid;

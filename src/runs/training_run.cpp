@@ -16,6 +16,7 @@
 #include "io/state_dict.h"
 #include "models/model_registry.h"
 #include "priors/prior_data.h"
+#include "runs/training_previews.h"
 #include "train/run_lock.h"
 #include "train/trainer.h"
 
@@ -100,6 +101,7 @@ TrainingOutcome run_training(const TrainingRequest& r) {
          {"log.jsonl", "model.safetensors", "metrics.json", "reconstructions.png",
           "training_curves.png", "codebook_usage.png", "samples.png", "command.txt"})
       fs::remove(run_dir + "/" + file);
+    fs::remove_all(run_dir + "/previews");
   }
 
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
@@ -146,9 +148,32 @@ TrainingOutcome run_training(const TrainingRequest& r) {
 
   Trainer trainer(model, train_data, options, run_dir, resolved, r.device, seed);
   if (r.resume) trainer.resume(run_dir);
-  trainer.run();
-  trainer.apply_ema();
+  std::unique_ptr<TrainingPreviews> previews;
+  if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
+      autoencoder && options.preview_interval() > 0) {
+    DatasetSpec test_spec = spec;
+    test_spec.split = "test";
+    test_spec.limit = 0;
+    DatasetPtr test_data;
+    try {
+      test_data = open_dataset(test_spec);
+    } catch (const Error&) {
+      test_data = train_data;  // image folders have no test split
+    }
+    previews = std::make_unique<TrainingPreviews>(run_dir, autoencoder, *test_data,
+                                                  options.preview_interval(), r.device);
+  }
+  trainer.run([&](const Json& record) {
+    if (previews)
+      previews->maybe_write(record["step"].get<int64_t>(),
+                            record["step"].get<int64_t>() == options.steps);
+  });
   outcome.steps = trainer.step();
+  if (trainer.stopped()) {
+    outcome.stopped = true;
+    return outcome;
+  }
+  trainer.apply_ema();
   require_finite(module_state(*model), run_dir + "/model.safetensors");
   save_module_safetensors(*model, run_dir + "/model.safetensors");
   outcome.files.push_back("model.safetensors");

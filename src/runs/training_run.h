@@ -28,7 +28,8 @@ struct TrainingRequest {
 struct TrainingOutcome {
   std::string run_dir;
   int64_t steps = 0;
-  Json metrics;                    // null without a report
+  bool stopped = false;  // a stop was requested (stop_request.h): checkpoint written, no report
+  Json metrics;          // null without a report
   std::vector<std::string> files;  // what the run folder now holds for the user to look at
 };
 

@@ -1,6 +1,7 @@
 // TrainOptions parsing and the warm-up + cosine schedule.
 #include "train/train_options.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace lf {
@@ -31,6 +32,7 @@ TrainOptions TrainOptions::from_config(const Config& train) {
   o.checkpoint_every = train.get<int64_t>("checkpoint_every", o.checkpoint_every);
   o.num_workers = train.get<int>("num_workers", o.num_workers);
   o.keep_last = train.get<int64_t>("keep_last", o.keep_last);
+  o.preview_every = train.get<int64_t>("preview_every", o.preview_every);
   o.nonfinite_patience = train.get<int64_t>("nonfinite_patience", o.nonfinite_patience);
   o.on_nonfinite = train.get<std::string>("on_nonfinite", o.on_nonfinite);
   o.rollback_lr_factor = train.get<double>("rollback_lr_factor", o.rollback_lr_factor);
@@ -46,6 +48,9 @@ TrainOptions TrainOptions::from_config(const Config& train) {
     fail("train", "ema_decay {}: expected 0 (off) or in (0, 1)", o.ema_decay);
   if (o.log_every <= 0) fail("train", "log_every {}: expected > 0", o.log_every);
   if (o.keep_last < 0) fail("train", "keep_last {}: expected 0 (keep all) or > 0", o.keep_last);
+  if (o.preview_every < -1)
+    fail("train", "preview_every {}: expected -1 (never), 0 (about 20 per run) or > 0",
+         o.preview_every);
   if (o.nonfinite_patience <= 0)
     fail("train", "nonfinite_patience {}: expected > 0", o.nonfinite_patience);
   if (o.on_nonfinite != "rollback" && o.on_nonfinite != "stop")
@@ -73,6 +78,7 @@ Json TrainOptions::to_json() const {
           {"checkpoint_every", checkpoint_every},
           {"num_workers", num_workers},
           {"keep_last", keep_last},
+          {"preview_every", preview_every},
           {"nonfinite_patience", nonfinite_patience},
           {"on_nonfinite", on_nonfinite},
           {"rollback_lr_factor", rollback_lr_factor},
@@ -87,6 +93,14 @@ double TrainOptions::lr_at(int64_t step) const {
   const double progress = std::min(1.0, static_cast<double>(step - warmup_steps) / span);
   const double min_lr = lr * min_lr_ratio;
   return min_lr + 0.5 * (lr - min_lr) * (1.0 + std::cos(M_PI * progress));
+}
+
+int64_t TrainOptions::preview_interval() const {
+  if (preview_every > 0) return preview_every;
+  if (preview_every < 0) return 0;
+  // About 20 previews, on logged steps.
+  const int64_t every = std::max<int64_t>(1, (steps + 19) / 20);
+  return (every + log_every - 1) / log_every * log_every;
 }
 
 }  // namespace lf

@@ -23,6 +23,9 @@ struct TrainOptions {
   int64_t log_every = 10;           // steps per JSONL record (values averaged over them)
   int64_t checkpoint_every = 500;   // 0 = only at the end
   int64_t keep_last = 0;            // checkpoints kept (newest first); 0 = all
+  // Image autoencoders: reconstructions of a fixed test batch written to previews/step_N.png every
+  // this many steps (the web UI's step slider); 0 = about 20 over the run, -1 = never.
+  int64_t preview_every = 0;
   // A step whose loss or gradient norm is NaN/Inf is skipped (no optimizer step) and counted;
   // after nonfinite_patience such steps in a row, training rolls back to the latest checkpoint
   // with the learning rate times rollback_lr_factor (at most max_rollbacks times), or stops.
@@ -35,6 +38,7 @@ struct TrainOptions {
   static TrainOptions from_config(const Config& train);  // unknown keys are an error
   Json to_json() const;
   double lr_at(int64_t step) const;  // schedule value for step (0-based)
+  int64_t preview_interval() const;  // preview_every resolved: steps between previews; 0 = none
 };
 
 }  // namespace lf

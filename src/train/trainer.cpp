@@ -14,6 +14,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
+#include "train/stop_request.h"
 
 namespace fs = std::filesystem;
 
@@ -448,6 +449,11 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     if (options_.checkpoint_every > 0 && state_.step % options_.checkpoint_every == 0 &&
         state_.step < options_.steps) {
       save_checkpoint();
+    }
+    if (training_stop_requested() && state_.step < options_.steps) {
+      stopped_ = true;
+      spdlog::info("stop requested: checkpoint at step {} of {}", state_.step, options_.steps);
+      break;
     }
   }
   bar.finish();

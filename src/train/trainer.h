@@ -28,13 +28,16 @@ class Trainer {
   // Continues from a checkpoint folder, or a run folder's latest checkpoint; a run folder killed
   // before its first checkpoint starts from step 0 (and says so).
   void resume(const std::string& path);
-  // Trains until options.steps; `on_log` sees each JSONL record as it is written.
+  // Trains until options.steps, or until a stop is requested (stop_request.h): then it writes a
+  // checkpoint at the current step and returns with stopped() true. `on_log` sees each JSONL record
+  // as it is written.
   void run(const std::function<void(const Json&)>& on_log = {}, bool progress_bar = true);
   // Writes checkpoints/step_N atomically; on failure (disk full, read-only) the previous
   // checkpoint stays intact and an lf::Error says what failed. Refuses non-finite weights.
   void save_checkpoint();
 
   int64_t step() const { return state_.step; }
+  bool stopped() const { return stopped_; }
   int64_t skipped_steps() const { return skipped_steps_; }
   int64_t rollbacks() const { return rollbacks_; }
   double lr_scale() const { return lr_scale_; }
@@ -69,6 +72,7 @@ class Trainer {
   std::unique_ptr<RunLog> log_;
   double lr_scale_ = 1.0;  // lowered by each rollback; saved in checkpoints
   int64_t nonfinite_in_row_ = 0, skipped_steps_ = 0, rollbacks_ = 0;
+  bool stopped_ = false;
 };
 
 // The first tensor holding NaN or Inf, as "name"; "" when all are finite.

@@ -15,6 +15,9 @@ struct Job {
   std::string stage = "queued";
   std::string error;
   Json result;
+  Json partial;
+  uint64_t version = 1;          // bumped on every change
+  uint64_t partial_version = 0;  // the version that set `partial`
   std::atomic<bool> cancel_requested{false};
   std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
   std::chrono::steady_clock::time_point started, finished;
@@ -54,7 +57,19 @@ void JobContext::progress(double fraction, const std::string& stage) {
     std::lock_guard<std::mutex> lock(mutex_);
     job_.progress = std::clamp(fraction, 0.0, 1.0);
     job_.stage = stage;
+    ++job_.version;
   }
+  changed_.notify_all();
+  if (cancelled()) throw JobCancelled();
+}
+
+void JobContext::partial(Json value) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    job_.partial = std::move(value);
+    job_.partial_version = ++job_.version;
+  }
+  changed_.notify_all();
   if (cancelled()) throw JobCancelled();
 }
 
@@ -139,6 +154,7 @@ bool JobQueue::cancel(const std::string& id) {
     job.stage = "cancelled";
     job.started = job.finished = std::chrono::steady_clock::now();
     job.work = nullptr;
+    ++job.version;
     finished_.push_back(job.id);
     forget_old_locked();
     changed_.notify_all();
@@ -153,6 +169,27 @@ std::optional<Json> JobQueue::wait(const std::string& id, std::chrono::milliseco
   const std::shared_ptr<Job> job = it->second;
   changed_.wait_for(lock, timeout, [&] { return stopping_ || job_finished(job->state); });
   return describe_locked(*job, /*with_result=*/true);
+}
+
+std::optional<JobUpdate> JobQueue::next_update(const std::string& id, uint64_t seen,
+                                               std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  const auto it = jobs_.find(id);
+  if (it == jobs_.end()) return std::nullopt;
+  const std::shared_ptr<Job> job = it->second;
+  changed_.wait_for(lock, timeout,
+                    [&] { return stopping_ || job->version > seen || job_finished(job->state); });
+  JobUpdate update;
+  update.version = job->version;
+  update.job = describe_locked(*job, /*with_result=*/false);
+  if (job->partial_version > seen) update.partial = job->partial;
+  if (job_finished(job->state)) update.finished = describe_locked(*job, /*with_result=*/true);
+  return update;
+}
+
+bool JobQueue::stopping() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stopping_;
 }
 
 void JobQueue::shutdown() {
@@ -183,6 +220,7 @@ void JobQueue::run_worker() {
         for (auto& p : pending_) {
           p->state = JobState::cancelled;
           p->stage = "cancelled";
+          ++p->version;
         }
         pending_.clear();
         return;
@@ -192,8 +230,9 @@ void JobQueue::run_worker() {
       job->state = JobState::running;
       job->stage = "starting";
       job->started = std::chrono::steady_clock::now();
+      ++job->version;
     }
-    JobContext context(*job, mutex_);
+    JobContext context(*job, mutex_, changed_);
     JobState state = JobState::done;
     std::string error;
     Json result;
@@ -217,6 +256,8 @@ void JobQueue::run_worker() {
     job->stage = job_state_name(state);
     job->finished = std::chrono::steady_clock::now();
     job->work = nullptr;  // frees what the work captured (the upload)
+    job->partial = nullptr;
+    ++job->version;
     finished_.push_back(job->id);
     forget_old_locked();
     changed_.notify_all();

@@ -31,14 +31,26 @@ struct Job;
 
 class JobContext {
  public:
-  JobContext(Job& job, std::mutex& mutex) : job_(job), mutex_(mutex) {}
+  JobContext(Job& job, std::mutex& mutex, std::condition_variable& changed)
+      : job_(job), mutex_(mutex), changed_(changed) {}
   // Records progress (0..1) and the stage's name; throws JobCancelled once cancel was asked.
   void progress(double fraction, const std::string& stage);
+  // Publishes an intermediate result (sampling: the image so far); event streams send the newest.
+  void partial(Json value);
   bool cancelled() const;
 
  private:
   Job& job_;
   std::mutex& mutex_;
+  std::condition_variable& changed_;
+};
+
+// What changed in a job since an earlier update (JobQueue::next_update).
+struct JobUpdate {
+  uint64_t version = 0;  // pass it back as `seen` to wait for the next change
+  Json job;              // the job without its result
+  Json partial;          // the newest partial result when it changed since `seen`; else null
+  std::optional<Json> finished;  // the job with its result (or error) once it finished
 };
 
 using JobWork = std::function<Json(JobContext&)>;
@@ -62,6 +74,11 @@ class JobQueue {
   bool cancel(const std::string& id);
   // Waits until the job finished, `timeout` passed or the queue shuts down; then describe(id).
   std::optional<Json> wait(const std::string& id, std::chrono::milliseconds timeout);
+  // Waits until the job changed after version `seen` (progress, a partial result, its end), the
+  // timeout passed or the queue shuts down. nullopt: no such job. Unchanged: version == seen.
+  std::optional<JobUpdate> next_update(const std::string& id, uint64_t seen,
+                                       std::chrono::milliseconds timeout);
+  bool stopping() const;
   // Cancels everything, wakes every waiter and joins the worker. Called again: nothing.
   void shutdown();
 

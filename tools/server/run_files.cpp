@@ -2,11 +2,13 @@
 #include "server/run_files.h"
 
 #include <algorithm>
+#include <cctype>
 #include <deque>
 #include <filesystem>
 #include <fstream>
 
 #include "io/image.h"
+#include "runs/training_previews.h"
 #include "server/image_views.h"
 
 namespace lf::serve {
@@ -40,6 +42,30 @@ std::string run_image_png(const std::string& dir, const std::string& name) {
   const std::string path = dir + "/" + name + ".png";
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) return "";
+  const torch::Tensor image = load_image(path);
+  return encode_png(upscale_nearest(image, view_scale(image.size(1), image.size(2), 512)));
+}
+
+std::vector<int64_t> run_preview_steps(const std::string& dir) {
+  std::vector<int64_t> steps;
+  std::error_code ec;
+  for (std::filesystem::directory_iterator it(dir + "/previews", ec), end; !ec && it != end;
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // step_NNNNNNN.png; the .tmp files of a write in progress do not match
+    if (name.size() != 16 || name.rfind("step_", 0) != 0 || name.substr(12) != ".png") continue;
+    const std::string digits = name.substr(5, 7);
+    if (!std::all_of(digits.begin(), digits.end(), ::isdigit)) continue;
+    steps.push_back(std::stoll(digits));
+  }
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+std::string run_preview_png(const std::string& dir, int64_t step) {
+  const std::string path = dir + "/previews/" + preview_name(step);
+  std::error_code ec;
+  if (step < 0 || !std::filesystem::is_regular_file(path, ec)) return "";
   const torch::Tensor image = load_image(path);
   return encode_png(upscale_nearest(image, view_scale(image.size(1), image.size(2), 512)));
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace lf::serve {
 
@@ -19,5 +20,11 @@ Json read_run_log(const std::string& dir, int64_t after, size_t max_records = 20
 // <dir>/<name>.png decoded and encoded again (enlarged nearest-neighbour when small); "" when the
 // run has no such picture yet.
 std::string run_image_png(const std::string& dir, const std::string& name);
+
+// The steps of <dir>/previews/step_NNNNNNN.png (the reconstructions of a fixed batch over training,
+// src/runs/training_previews.h), ascending.
+std::vector<int64_t> run_preview_steps(const std::string& dir);
+// One preview re-encoded (enlarged when small); "" when there is none for that step.
+std::string run_preview_png(const std::string& dir, int64_t step);
 
 }  // namespace lf::serve

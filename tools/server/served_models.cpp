@@ -18,9 +18,11 @@ namespace {
 
 bool served_is_model_folder(const fs::path& dir) {
   std::error_code ec;
+  // A run still before its first checkpoint is listed too (its log can be followed).
   return fs::is_regular_file(dir / "config.json", ec) &&
          (fs::is_regular_file(dir / "model.safetensors", ec) ||
-          fs::is_regular_file(dir / "checkpoints" / "latest", ec));
+          fs::is_regular_file(dir / "checkpoints" / "latest", ec) ||
+          fs::is_regular_file(dir / "log.jsonl", ec));
 }
 
 // The folder name with anything outside [A-Za-z0-9._-] replaced, so an id is safe in a URL.
@@ -43,8 +45,10 @@ ServedModel served_describe(const fs::path& dir) {
   try {
     const Config config = Config::from_yaml_file((dir / "config.json").string());
     m.kind = config.get<std::string>("model.type", "unknown");
+    m.config = config.json();
     std::string weights_dir = m.dir;
     if (!fs::is_regular_file(dir / "model.safetensors", ec)) weights_dir = latest_checkpoint(m.dir);
+    if (weights_dir.empty()) return m;  // a run before its first checkpoint: no weights yet
     m.weights = weights_dir + "/model.safetensors";
     m.weight_bytes = static_cast<int64_t>(fs::file_size(m.weights, ec));
     if (ec) m.weight_bytes = 0;
@@ -75,9 +79,25 @@ const std::vector<std::string>& run_image_names() {
   return names;
 }
 
+bool ServedModel::ready() const {
+  return error.empty() && !weights.empty();
+}
+
 bool ServedModel::reconstructs() const {
   static const std::set<std::string> kinds = {"ae", "vae", "vqvae", "vqgan", "autoencoder_kl"};
-  return error.empty() && kinds.count(kind) > 0;
+  return ready() && kinds.count(kind) > 0;
+}
+
+bool ServedModel::has_codes() const {
+  return ready() && (kind == "vqvae" || kind == "vqgan");
+}
+
+bool ServedModel::has_latent() const {
+  return ready() && (kind == "ae" || kind == "vae" || kind == "autoencoder_kl");
+}
+
+bool ServedModel::is_prior() const {
+  return ready() && (kind == "gpt" || kind == "pixelcnn");
 }
 
 Json ServedModel::to_json() const {
@@ -89,7 +109,8 @@ Json ServedModel::to_json() const {
               {"metrics", metrics},
               {"has_log", has_log},
               {"images", images},
-              {"reconstructs", reconstructs()}};
+              {"reconstructs", reconstructs()},
+              {"ready", ready()}};
   if (!error.empty()) out["error"] = error;
   return out;
 }

@@ -20,7 +20,8 @@ struct ServedModel {
   std::string name;     // the folder's name
   std::string dir;      // the folder (never sent to the browser)
   std::string kind;     // config.json model.type: vqvae, vae, vqgan, autoencoder_kl, gpt, ...
-  std::string weights;  // the .safetensors the loaders would read
+  std::string weights;  // the .safetensors the loaders would read; "" before the first checkpoint
+  Json config;          // config.json (the whole run config), or null
   int64_t weight_bytes = 0;
   int64_t parameters = -1;          // from the weights file's header; -1 when unreadable
   Json metrics;                     // metrics.json, or null
@@ -28,7 +29,11 @@ struct ServedModel {
   std::vector<std::string> images;  // of the run's pictures: reconstructions, training_curves, ...
   std::string error;                // why the folder could not be read (it is listed all the same)
 
+  bool ready() const;         // readable, with weights
   bool reconstructs() const;  // an image autoencoder
+  bool has_codes() const;     // a VQ model: the codebook page
+  bool has_latent() const;    // a continuous latent: the latent page
+  bool is_prior() const;      // gpt, pixelcnn: the sample page
   Json to_json() const;       // what GET /api/models says about it (no paths)
 };
 

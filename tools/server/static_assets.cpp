@@ -1,7 +1,10 @@
 // Looking up the embedded web UI files: see static_assets.h (the table is generated).
 #include "server/static_assets.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 namespace lf::serve {
 
@@ -14,6 +17,17 @@ const StaticAsset* find_static_asset(const std::string& url_path) {
   for (size_t i = 0; i < kStaticAssetCount; ++i)
     if (path == kStaticAssets[i].path) return &kStaticAssets[i];
   return nullptr;
+}
+
+std::optional<std::string> read_development_asset(const std::string& url_path) {
+  const char* dir = std::getenv("LF_WEB_DIR");
+  if (!dir || !*dir || url_path.find("..") != std::string::npos) return std::nullopt;
+  std::ifstream in(std::string(dir) + (url_path == "/" ? "/index.html" : url_path),
+                   std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
 }
 
 std::string static_content_type(const std::string& path) {

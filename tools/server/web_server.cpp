@@ -3,11 +3,10 @@
 //   GET  /api/health                              {ok, version}
 //   GET  /api/models                              the served models (served_models.h)
 //   GET  /api/models/{id}                         one model, with its model and train config
-//   POST /api/models/{id}/reconstruct[?wait=S]    body: a PNG/JPEG/BMP -> a job (reconstruct_job.h)
 //   GET  /api/jobs, /api/jobs/{id}                the queue; one job with its result
 //   POST /api/jobs/{id}/cancel
-//   GET  /api/runs/{id}/log[?after=STEP]          log.jsonl records (run_files.h)
-//   GET  /api/runs/{id}/images/{name}.png         a run's picture, re-encoded
+//   GET  /api/jobs/{id}/events                    the job's progress and partial results (SSE)
+//   ... the model work of the pages (model_routes.cpp), runs and training (run_routes.cpp)
 #include "server/web_server.h"
 
 #include <httplib.h>
@@ -24,15 +23,13 @@
 #include "io/config.h"
 #include "io/image.h"
 #include "server/job_queue.h"
-#include "server/reconstruct_job.h"
+#include "server/model_capabilities.h"
 #include "server/request_guard.h"
-#include "server/run_files.h"
 #include "server/served_models.h"
+#include "server/server_context.h"
 #include "server/static_assets.h"
 
 namespace lf::serve {
-
-namespace {
 
 void reply_json(httplib::Response& res, int status, const Json& body) {
   res.status = status;
@@ -43,7 +40,6 @@ void reply_error(httplib::Response& res, int status, const std::string& message)
   reply_json(res, status, {{"error", message}});
 }
 
-// An integer query parameter within [lo, hi]; fallback when absent; throws lf::Error when bad.
 int64_t query_int(const httplib::Request& req, const char* name, int64_t fallback, int64_t lo,
                   int64_t hi) {
   if (!req.has_param(name)) return fallback;
@@ -57,6 +53,65 @@ int64_t query_int(const httplib::Request& req, const char* name, int64_t fallbac
   fail("serve", "query parameter {}='{}': expected an integer in [{}, {}]", name, text, lo, hi);
 }
 
+Json json_body(const httplib::Request& req) {
+  Json body;
+  try {
+    body = Json::parse(req.body);
+  } catch (const Json::exception& e) {
+    fail("serve", "{} {}: the body is not JSON ({})", req.method, req.path, e.what());
+  }
+  if (!body.is_object()) fail("serve", "{} {}: expected a JSON object", req.method, req.path);
+  return body;
+}
+
+std::string sse_event(const std::string& name, const Json& data) {
+  return "event: " + name + "\ndata: " + data.dump() + "\n\n";
+}
+
+ServerContext::ServerContext(ServerOptions o)
+    : options(std::move(o)), models(options.model_roots) {}
+
+JobSettings ServerContext::job_settings() const {
+  JobSettings settings;
+  settings.device = options.device;
+  settings.max_side = options.max_side;
+  settings.threads = options.threads;
+  return settings;
+}
+
+UploadLimits ServerContext::upload_limits() const {
+  return {options.max_megapixels, options.max_side};
+}
+
+std::optional<ServedModel> ServerContext::find_model(const std::string& id,
+                                                     httplib::Response& res) {
+  auto model = models.find(id);
+  if (!model) reply_error(res, 404, "no model '" + id + "' (GET /api/models lists them)");
+  return model;
+}
+
+void ServerContext::submit_job(const httplib::Request& req, httplib::Response& res,
+                               const std::string& kind, const std::string& model, JobWork work) {
+  const int64_t wait_s = query_int(req, "wait", 0, 0, 600);
+  const auto job = jobs.submit(kind, model, std::move(work));
+  if (!job)
+    return reply_error(res, 503, "the job queue is full: try again when a job has finished");
+  if (wait_s > 0) return reply_json(res, 200, *jobs.wait(*job, std::chrono::seconds(wait_s)));
+  reply_json(res, 202, *jobs.describe(*job, /*with_result=*/false));
+}
+
+bool ServerContext::take_stream_place(httplib::Response& res) {
+  if (open_streams.fetch_add(1) >= static_cast<int>(options.max_streams)) {
+    open_streams.fetch_sub(1);
+    reply_error(res, 503,
+                fmt::format("{} event streams are open already: close a tab", options.max_streams));
+    return false;
+  }
+  return true;
+}
+
+namespace {
+
 const char* kSecurityPolicy =
     "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
@@ -64,23 +119,15 @@ const char* kSecurityPolicy =
 
 }  // namespace
 
-struct WebServer::State {
-  explicit State(ServerOptions o) : options(std::move(o)), models(options.model_roots) {}
+struct WebServer::State : ServerContext {
+  explicit State(ServerOptions o) : ServerContext(std::move(o)) {}
 
-  ServerOptions options;
-  httplib::Server http;
-  ServedModels models;
-  JobQueue jobs;
-  ModelCache cache;  // used only by the job queue's worker
-  std::unique_ptr<RequestGuard> guard;
-  int port = 0;
   std::mutex stop_mutex;
   std::condition_variable stop_changed;
   bool stop_requested = false;
   bool listener_done = false;
 
   void install_routes();
-  void reconstruct(const httplib::Request& req, httplib::Response& res);
 };
 
 void WebServer::State::install_routes() {
@@ -133,7 +180,11 @@ void WebServer::State::install_routes() {
   });
   http.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
     Json list = Json::array();
-    for (const auto& m : models.scan()) list.push_back(m.to_json());
+    for (const auto& m : models.scan()) {
+      Json entry = m.to_json();
+      entry["capabilities"] = model_capabilities(m);
+      list.push_back(entry);
+    }
     reply_json(res, 200, {{"models", list}});
   });
   http.Get(R"(/api/models/([A-Za-z0-9._-]+))", [this](const httplib::Request& req,
@@ -143,6 +194,7 @@ void WebServer::State::install_routes() {
       return reply_error(
           res, 404, "no model '" + std::string(req.matches[1]) + "' (GET /api/models lists them)");
     Json out = model->to_json();
+    out["capabilities"] = model_capabilities(*model);
     try {
       const Json config = Config::from_yaml_file(model->dir + "/config.json").json();
       for (const char* section : {"model", "train"})
@@ -151,8 +203,6 @@ void WebServer::State::install_routes() {
     }
     reply_json(res, 200, out);
   });
-  http.Post(R"(/api/models/([A-Za-z0-9._-]+)/reconstruct)",
-            [this](const httplib::Request& req, httplib::Response& res) { reconstruct(req, res); });
   http.Get("/api/jobs", [this](const httplib::Request&, httplib::Response& res) {
     reply_json(res, 200, {{"jobs", jobs.list()}});
   });
@@ -167,76 +217,63 @@ void WebServer::State::install_routes() {
                 return reply_error(res, 404, "no job " + std::string(req.matches[1]));
               reply_json(res, 200, *jobs.describe(req.matches[1], /*with_result=*/false));
             });
-  http.Get(R"(/api/runs/([A-Za-z0-9._-]+)/log)",
-           [this](const httplib::Request& req, httplib::Response& res) {
-             const auto model = models.find(req.matches[1]);
-             if (!model || !model->has_log)
-               return reply_error(res, 404,
-                                  "no run '" + std::string(req.matches[1]) +
-                                      "' with a log.jsonl (GET /api/models lists them)");
-             const int64_t after = query_int(req, "after", -1, -1, int64_t{1} << 50);
-             Json out = read_run_log(model->dir, after);
-             out["id"] = model->id;
-             out["kind"] = model->kind;
-             out["images"] = model->images;
-             out["metrics"] = model->metrics;
-             reply_json(res, 200, out);
-           });
-  http.Get(R"(/api/runs/([A-Za-z0-9._-]+)/images/([a-z_]+)\.png)",
-           [this](const httplib::Request& req, httplib::Response& res) {
-             const std::string name = req.matches[2];
-             const auto& names = run_image_names();
-             const auto model = models.find(req.matches[1]);
-             if (!model || std::find(names.begin(), names.end(), name) == names.end())
-               return reply_error(
-                   res, 404,
-                   "no picture '" + name + "' of run '" + std::string(req.matches[1]) + "'");
-             const std::string png = run_image_png(model->dir, name);
-             if (png.empty())
-               return reply_error(res, 404, "run '" + model->id + "' has no " + name + ".png yet");
-             res.set_content(png, "image/png");
-           });
+  http.Get(R"(/api/jobs/([0-9]+)/events)", [this](const httplib::Request& req,
+                                                  httplib::Response& res) {
+    const std::string id = req.matches[1];
+    if (!jobs.describe(id, /*with_result=*/false)) return reply_error(res, 404, "no job " + id);
+    if (!take_stream_place(res)) return;
+    res.set_header("X-Accel-Buffering", "no");
+    auto seen = std::make_shared<uint64_t>(0);
+    auto quiet_since =
+        std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+    res.set_chunked_content_provider(
+        "text/event-stream",
+        [this, id, seen, quiet_since](size_t, httplib::DataSink& sink) {
+          auto send = [&](const std::string& text) { return sink.write(text.data(), text.size()); };
+          if (stopping) {
+            sink.done();
+            return true;
+          }
+          const auto update = jobs.next_update(id, *seen, std::chrono::milliseconds(1000));
+          if (!update) {  // forgotten (the queue keeps the last finished jobs only)
+            send(
+                sse_event("result", {{"id", id}, {"state", "failed"}, {"error", "job forgotten"}}));
+            sink.done();
+            return true;
+          }
+          const auto now = std::chrono::steady_clock::now();
+          if (update->version == *seen) {
+            // A comment now and then: a closed tab shows up as a failed write.
+            if (now - *quiet_since < std::chrono::seconds(5)) return true;
+            *quiet_since = now;
+            return send(": still running\n\n");
+          }
+          *seen = update->version;
+          *quiet_since = now;
+          if (!send(sse_event("job", update->job))) return false;
+          if (!update->partial.is_null() && !send(sse_event("partial", update->partial)))
+            return false;
+          if (update->finished) {
+            if (!send(sse_event("result", *update->finished))) return false;
+            sink.done();
+          }
+          return true;
+        },
+        [this](bool) { open_streams.fetch_sub(1); });
+  });
+  install_model_routes(*this);
+  install_run_routes(*this);
   // Everything else: an embedded page or asset, else 404.
   http.Get(R"(/.*)", [](const httplib::Request& req, httplib::Response& res) {
+    if (const auto file = read_development_asset(req.path)) {
+      res.set_content(*file, static_content_type(req.path == "/" ? "/index.html" : req.path));
+      return;
+    }
     const StaticAsset* asset = find_static_asset(req.path);
     if (!asset) return reply_error(res, 404, "no page " + req.path);
     res.set_content(reinterpret_cast<const char*>(asset->data), asset->size,
                     static_content_type(asset->path).c_str());
   });
-}
-
-void WebServer::State::reconstruct(const httplib::Request& req, httplib::Response& res) {
-  const auto model = models.find(req.matches[1]);
-  if (!model)
-    return reply_error(
-        res, 404, "no model '" + std::string(req.matches[1]) + "' (GET /api/models lists them)");
-  if (!model->reconstructs())
-    return reply_error(res, 400,
-                       fmt::format("model '{}' is a {}: reconstruction needs an image autoencoder",
-                                   model->id, model->kind));
-  if (req.body.empty())
-    return reply_error(res, 400, "expected an image (PNG, JPEG or BMP) as the request body");
-  // The header only: the size is checked before a single pixel is decoded.
-  const ImageInfo info = probe_image(req.body, "upload");
-  const double megapixels = static_cast<double>(info.width) * info.height / 1e6;
-  if (megapixels > options.max_megapixels)
-    return reply_error(res, 413,
-                       fmt::format("image is {}x{} ({:.1f} megapixels): expected at most {}",
-                                   info.width, info.height, megapixels, options.max_megapixels));
-  const int64_t wait_s = query_int(req, "wait", 0, 0, 600);
-  ReconstructSettings settings;
-  settings.device = options.device;
-  settings.max_side = options.max_side;
-  settings.threads = options.threads;
-  auto upload = std::make_shared<std::string>(req.body);
-  const auto job = jobs.submit(
-      "reconstruct", model->id, [this, model = *model, upload, settings](JobContext& context) {
-        return reconstruct_upload(model, *upload, settings, cache, context);
-      });
-  if (!job)
-    return reply_error(res, 503, "the job queue is full: try again when a job has finished");
-  if (wait_s > 0) return reply_json(res, 200, *jobs.wait(*job, std::chrono::seconds(wait_s)));
-  reply_json(res, 202, *jobs.describe(*job, /*with_result=*/false));
 }
 
 WebServer::WebServer(ServerOptions options) : state_(std::make_unique<State>(std::move(options))) {}
@@ -269,6 +306,9 @@ int WebServer::bind() {
   std::vector<std::string> hosts = s.options.allow_hosts;
   hosts.push_back(s.options.host);
   s.guard = std::make_unique<RequestGuard>(s.port, hosts, s.options.max_body_bytes);
+  s.training = std::make_unique<TrainingSupervisor>(
+      s.options.binary, s.options.model_roots.empty() ? "" : s.options.model_roots.front(),
+      s.options.configs_dir);
   s.install_routes();
   return s.port;
 }
@@ -286,6 +326,7 @@ bool WebServer::run(std::chrono::milliseconds grace) {
   const bool closed = s.stop_changed.wait_for(lock, grace, [&] { return s.listener_done; });
   lock.unlock();
   s.jobs.shutdown();
+  if (s.training) s.training->shutdown();  // a run started here stops with a checkpoint
   if (!closed) {
     listener.detach();
     return false;
@@ -295,6 +336,7 @@ bool WebServer::run(std::chrono::milliseconds grace) {
 }
 
 void WebServer::stop() {
+  state_->stopping = true;  // event streams end at their next wake-up
   {
     std::lock_guard<std::mutex> lock(state_->stop_mutex);
     state_->stop_requested = true;

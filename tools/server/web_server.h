@@ -21,7 +21,10 @@ struct ServerOptions {
   size_t max_body_bytes = 32u << 20;     // --max-upload
   double max_megapixels = 16;            // --max-megapixels
   int64_t max_side = 1024;               // uploads for models of no fixed size are shrunk to this
-  size_t http_threads = 8;
+  size_t http_threads = 32;              // each open event stream holds one
+  size_t max_streams = 24;  // event streams open at once (the rest of the threads answer requests)
+  std::string configs_dir;  // --configs: configs the train page may start ("" = none)
+  std::string binary;       // this program, for training runs started from the page
   torch::Device device{torch::kCPU};
   int threads = 0;  // LibTorch CPU threads for the jobs (0: the default)
 };
