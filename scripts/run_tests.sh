@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup_browser_tests.sh  # the web UI's browser tests (ctest label browser)
 bash scripts/build.sh
 (cd "${BUILD_DIR:-build}" && ctest --output-on-failure -j "$(nproc)" --timeout 900)
 if [ "${LF_FUZZ_SMOKE:-0}" = 1 ]; then

@@ -14,6 +14,7 @@ packages=(
   libdnnl-dev          # oneDNN headers for the Winograd path; the library is libtorch's libdnnl2
   libtcmalloc-minimal4 # only for bench/: the Python reference with tcmalloc preloaded
   libplplot-dev plplot-driver-cairo  # the run reports' plots (PLplot, drawn in memory by cairo)
+  chromium fonts-dejavu-core  # the web UI's browser tests (tests/browser/: headless, needs a font)
 )
 
 missing=()

@@ -36,7 +36,11 @@ async function showModels() {
       cell(row, usage !== undefined ? lf.fixed(usage * 100, 1) + ' %' : '–', 'num');
       const actions = cell(row, '');
       const id = encodeURIComponent(m.id);
+      const caps = m.capabilities || {};
       if (m.reconstructs) link(actions, `/reconstruct.html?model=${id}`, 'reconstruct');
+      if (caps.codes) link(actions, `/codebook.html?model=${id}`, 'codebook');
+      if (caps.latent) link(actions, `/latent.html?model=${id}`, 'latent');
+      if (caps.prior) link(actions, `/sample.html?model=${id}`, 'sample');
       if (m.has_log) link(actions, `/train.html?run=${id}`, 'training');
       if (m.error) actions.textContent = m.error;
       tbody.appendChild(row);

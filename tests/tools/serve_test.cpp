@@ -26,95 +26,14 @@
 #include "io/state_dict.h"
 #include "models/model_registry.h"
 #include "tools/cli_test_util.h"
+#include "tools/serve_test_util.h"
 #include "train/checkpoint.h"
 
 namespace fs = std::filesystem;
 using lf::Json;
+using lf::test::ServeProcess;
 
 namespace {
-
-// A `latentforge serve --port 0 ...` child process; its port is read from its first stdout line.
-class ServeProcess {
- public:
-  explicit ServeProcess(const std::vector<std::string>& args) {
-    stderr_path_ = ::testing::TempDir() + "/serve_stderr_" + std::to_string(getpid()) + "_" +
-                   std::to_string(++count_) + ".log";
-    int out[2];
-    if (pipe(out) != 0) return;
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      const int err = ::open(stderr_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (err >= 0) dup2(err, STDERR_FILENO);
-      close(out[0]);
-      std::vector<std::string> all = {LF_CLI_PATH, "--threads", "1", "serve", "--port", "0"};
-      all.insert(all.end(), args.begin(), args.end());
-      std::vector<char*> argv;
-      for (auto& a : all) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(LF_CLI_PATH, argv.data());
-      _exit(127);
-    }
-    close(out[1]);
-    // The first line, within 60 s: "listening on http://127.0.0.1:PORT".
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      pollfd fd = {out[0], POLLIN, 0};
-      if (poll(&fd, 1, 200) <= 0) continue;
-      char buffer[256];
-      const ssize_t n = read(out[0], buffer, sizeof(buffer));
-      if (n <= 0) break;
-      line.append(buffer, static_cast<size_t>(n));
-    }
-    close(out[0]);
-    first_line_ = line.substr(0, line.find('\n'));
-    const std::string prefix = "listening on http://127.0.0.1:";
-    if (first_line_.rfind(prefix, 0) == 0) port_ = std::stoi(first_line_.substr(prefix.size()));
-  }
-  ~ServeProcess() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-
-  int port() const { return port_; }
-  pid_t pid() const { return pid_; }
-  const std::string& first_line() const { return first_line_; }
-  std::string log() const {
-    std::ifstream in(stderr_path_);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  // Sends `signal` and waits up to timeout_s: the exit status, or -1 when it is still running.
-  int stop(int signal, double timeout_s) {
-    kill(pid_, signal);
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return -1;
-  }
-  int64_t rss_kib() const {
-    std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
-    for (std::string line; std::getline(in, line);)
-      if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
-    return -1;
-  }
-
- private:
-  static inline int count_ = 0;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  bool exited_ = false;
-  std::string first_line_, stderr_path_;
-};
 
 // One raw HTTP exchange (for requests httplib's client will not send): the response text.
 std::string raw_request(int port, const std::string& request) {
@@ -505,12 +424,12 @@ TEST_F(Serve, RefusesTraversal) {
   }
 }
 
-TEST_F(Serve, FiftyConcurrentRequestsAllAnswered) {
+TEST_F(Serve, TwoHundredConcurrentRequestsAllAnswered) {
   const int64_t rss_before = server_->rss_kib();
   const std::string upload = png_of(torch::rand({3, 64, 64}) * 2 - 1);
   std::atomic<int> answered{0}, unexpected{0};
   std::vector<std::thread> threads;
-  for (int i = 0; i < 50; ++i) {
+  for (int i = 0; i < 200; ++i) {
     threads.emplace_back([&, i] {
       auto c = client();
       const int ok_status = i % 5 == 4 ? 202 : 200;
@@ -535,7 +454,7 @@ TEST_F(Serve, FiftyConcurrentRequestsAllAnswered) {
     });
   }
   for (auto& t : threads) t.join();
-  EXPECT_EQ(answered.load(), 50);
+  EXPECT_EQ(answered.load(), 200);
   EXPECT_EQ(unexpected.load(), 0);
   auto health = client().Get("/api/health");
   ASSERT_TRUE(health);
@@ -551,7 +470,7 @@ TEST_F(Serve, FiftyConcurrentRequestsAllAnswered) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   const int64_t rss_after = server_->rss_kib();
-  std::printf("serve: resident memory %lld KiB before, %lld KiB after 50 concurrent requests\n",
+  std::printf("serve: resident memory %lld KiB before, %lld KiB after 200 concurrent requests\n",
               static_cast<long long>(rss_before), static_cast<long long>(rss_after));
   EXPECT_LT(rss_after, rss_before + 512 * 1024) << "memory grew by more than 512 MiB";
 }

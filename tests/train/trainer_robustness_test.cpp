@@ -15,6 +15,8 @@
 
 #include "core/error.h"
 #include "io/state_dict.h"
+#include "train/checkpoint.h"
+#include "train/stop_request.h"
 #include "train/trainer.h"
 #include "train/trainer_test_util.h"
 
@@ -307,6 +309,48 @@ TEST(TrainerRobustness, NonFiniteWeightsAreNeverWritten) {
   EXPECT_NE(message.find("'dec.weight' holds NaN or Inf"), std::string::npos) << message;
   EXPECT_FALSE(fs::exists(dir + "/checkpoints/step_0000000"));
   EXPECT_FALSE(fs::exists(dir + "/checkpoints/latest"));
+}
+
+}  // namespace
+}  // namespace lf
+
+namespace lf {
+namespace {
+
+// The web UI's Stop (SIGTERM to `latentforge train`): a checkpoint at the step reached, then the
+// run continues from it to the same weights as a run never stopped.
+TEST(TrainerStop, AStopRequestCheckpointsTheCurrentStepAndResumesExactly) {
+  const auto data = test::blobs(100);
+  const std::string full_dir = test::fresh_dir("stop_full");
+  torch::manual_seed(1);
+  auto full_model = std::make_shared<test::TinyAEImpl>();
+  Trainer full(full_model, data, test::small_options(0), full_dir, Config(), torch::kCPU, 7);
+  full.run({}, false);
+
+  const std::string dir = test::fresh_dir("stop_resumed");
+  torch::manual_seed(1);
+  auto model = std::make_shared<test::TinyAEImpl>();
+  {
+    Trainer first(model, data, test::small_options(0), dir, Config(), torch::kCPU, 7);
+    first.run(
+        [](const Json& record) {
+          if (record["step"] == 6) request_training_stop();
+        },
+        false);
+    clear_training_stop();
+    EXPECT_TRUE(first.stopped());
+    EXPECT_EQ(first.step(), 6);
+  }
+  EXPECT_EQ(latest_checkpoint(dir), dir + "/checkpoints/step_0000006");
+  torch::manual_seed(5);
+  auto resumed_model = std::make_shared<test::TinyAEImpl>();
+  Trainer resumed(resumed_model, data, test::small_options(0), dir, Config(), torch::kCPU, 7);
+  resumed.resume(dir);
+  resumed.run({}, false);
+  EXPECT_FALSE(resumed.stopped());
+  EXPECT_EQ(resumed.step(), 12);
+  const auto a = module_state(*full_model), b = module_state(*resumed_model);
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
 }
 
 }  // namespace

@@ -154,7 +154,8 @@ void install_run_routes(ServerContext& s) {
             stream->previews = steps.size();
             if (!send(sse_event("previews", {{"steps", steps}}))) return false;
           }
-          if (std::chrono::steady_clock::now() - stream->last_write > std::chrono::seconds(5))
+          // A comment now and then: a closed tab shows up as a failed write.
+          if (std::chrono::steady_clock::now() - stream->last_write > std::chrono::seconds(2))
             return send(": waiting\n\n");
           return true;
         },

@@ -175,8 +175,9 @@ void WebServer::State::install_routes() {
     spdlog::debug("{} {} -> {}", req.method, req.path, res.status);
   });
 
-  http.Get("/api/health", [](const httplib::Request&, httplib::Response& res) {
-    reply_json(res, 200, {{"ok", true}, {"version", LF_VERSION}});
+  http.Get("/api/health", [this](const httplib::Request&, httplib::Response& res) {
+    reply_json(res, 200,
+               {{"ok", true}, {"version", LF_VERSION}, {"event_streams", open_streams.load()}});
   });
   http.Get("/api/models", [this](const httplib::Request&, httplib::Response& res) {
     Json list = Json::array();
@@ -244,7 +245,7 @@ void WebServer::State::install_routes() {
           const auto now = std::chrono::steady_clock::now();
           if (update->version == *seen) {
             // A comment now and then: a closed tab shows up as a failed write.
-            if (now - *quiet_since < std::chrono::seconds(5)) return true;
+            if (now - *quiet_since < std::chrono::seconds(2)) return true;
             *quiet_since = now;
             return send(": still running\n\n");
           }
