@@ -13,6 +13,7 @@ packages=(
   libjemalloc-dev      # the allocator linked into every binary (CMakeLists.txt: LF_JEMALLOC)
   libdnnl-dev          # oneDNN headers for the Winograd path; the library is libtorch's libdnnl2
   libtcmalloc-minimal4 # only for bench/: the Python reference with tcmalloc preloaded
+  libgloo-dev          # headers of Gloo, the CPU backend of distributed training (c10d in libtorch)
   libplplot-dev plplot-driver-cairo  # the run reports' plots (PLplot, drawn in memory by cairo)
   chromium fonts-dejavu-core  # the web UI's browser tests (tests/browser/: headless, needs a font)
 )

@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <string>
+#include <vector>
 
 namespace lf::cli {
 
@@ -14,6 +15,7 @@ struct GlobalOptions {
   uint64_t seed = 0;               // --seed N                            LF_SEED
   std::string log_level = "info";  // --log-level                        LF_LOG_LEVEL
   std::string command_line;        // the whole invocation, saved in run folders
+  std::vector<std::string> argv;   // the same, word by word (train --nproc starts it again)
 };
 
 // Applies threads, seed and logging.

@@ -69,6 +69,7 @@ int main(int argc, char** argv) {
   register_import(app, globals);
   register_serve(app, globals);
   for (int i = 0; i < argc; ++i) globals.command_line += (i ? " " : "") + std::string(argv[i]);
+  globals.argv.assign(argv, argv + argc);
 
   try {
     app.parse(argc, argv);

@@ -121,8 +121,8 @@ function addRecords(records, lastStep) {
   state.records.push(...records);
   if (typeof lastStep === 'number') state.lastStep = Math.max(state.lastStep, lastStep);
   const last = state.records[state.records.length - 1];
-  lf.status(last ? `step ${last.step}: loss ${lf.fixed(last.loss, 4)}, lr ${typeof last.lr === 'number' ? last.lr.toExponential(2) : '–'}` +
-    (state.truncated ? ' (older records left out)' : '') : 'no records yet');
+  lf.status(last ? `step ${last.step}${state.totalSteps ? ` of ${state.totalSteps}` : ''}: loss ${lf.fixed(last.loss, 4)}, lr ${typeof last.lr === 'number' ? last.lr.toExponential(2) : '–'}` +
+    progressText(last) + (state.truncated ? ' (older records left out)' : '') : 'no records yet');
   if (records.length) scheduleCharts();
 }
 
@@ -197,6 +197,16 @@ async function loadPreviews() {
 }
 
 // ---- the training process -----------------------------------------------------------------------
+
+// Throughput and the time left, from the newest record's images/s and the run's batch size and
+// steps (its config): ", 512 img/s, ETA 1 min 40 s".
+function progressText(last) {
+  if (typeof last.images_per_s !== 'number' || !(last.images_per_s > 0)) return '';
+  let text = `, ${Math.round(last.images_per_s)} img/s`;
+  if (state.totalSteps && state.batchSize && last.step < state.totalSteps && state.training.run === state.run)
+    text += `, ETA ${duration((state.totalSteps - last.step) * state.batchSize / last.images_per_s)}`;
+  return text;
+}
 
 function duration(seconds) {
   if (typeof seconds !== 'number') return '';
@@ -349,6 +359,15 @@ async function selectRun(id) {
   document.getElementById('pictures').replaceChildren();
   document.getElementById('previews-panel').classList.add('hidden');
   setTraining(state.training);
+  state.totalSteps = null;
+  state.batchSize = null;
+  try {  // steps and batch size for the ETA
+    const model = await lf.api(`/api/models/${encodeURIComponent(id)}`);
+    const train = (model.config && model.config.train) || {};
+    state.totalSteps = typeof train.steps === 'number' ? train.steps : null;
+    state.batchSize = typeof train.batch_size === 'number' ? train.batch_size : null;
+  } catch (e) { /* the chart still works without them */ }
+  if (id !== state.run) return;
   // The history by one GET, then the live part from where it ends.
   await poll();
   if (id !== state.run) return;

@@ -21,8 +21,8 @@ int terminal_width(std::FILE* stream) {
 
 ProgressBar::ProgressBar(int64_t total, ProgressBarOptions options)
     : total_(total), options_(std::move(options)) {
-  tty_ =
-      options_.force_tty >= 0 ? options_.force_tty == 1 : ::isatty(::fileno(options_.stream)) == 1;
+  tty_ = options_.stream && (options_.force_tty >= 0 ? options_.force_tty == 1
+                                                     : ::isatty(::fileno(options_.stream)) == 1);
   start_ = last_draw_ = std::chrono::steady_clock::now();
 }
 
@@ -59,6 +59,7 @@ std::string ProgressBar::render(double elapsed_s, int width) const {
 }
 
 void ProgressBar::draw(bool final) {
+  if (!options_.stream) return;
   const auto now = std::chrono::steady_clock::now();
   const double since_draw = std::chrono::duration<double>(now - last_draw_).count();
   if (!final) {
@@ -88,7 +89,7 @@ void ProgressBar::set_position(int64_t position) {
 }
 
 void ProgressBar::finish(const std::string& extra) {
-  if (finished_) return;
+  if (finished_ || !options_.stream) return;
   if (!extra.empty()) extra_ = extra;
   draw(true);
   finished_ = true;

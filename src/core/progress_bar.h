@@ -15,7 +15,7 @@ struct ProgressBarOptions {
   std::string unit = "it";
   double plain_interval_s = 5.0;  // seconds between lines when not on a terminal
   int force_tty = -1;             // -1 detect, 0 plain lines, 1 redraw
-  std::FILE* stream = stderr;
+  std::FILE* stream = stderr;     // nullptr: draws nothing (a data-parallel rank other than 0)
 };
 
 class ProgressBar {

@@ -15,6 +15,15 @@ DataLoader::DataLoader(DatasetPtr dataset, DataLoaderOptions options, LoaderPosi
   if (!dataset_) fail("DataLoader", "no dataset");
   if (options_.batch_size <= 0)
     fail("DataLoader", "batch_size {}: expected > 0", options_.batch_size);
+  if (options_.shard_count < 1 || options_.shard_index < 0 ||
+      options_.shard_index >= options_.shard_count)
+    fail("DataLoader", "shard {} of {}: expected 0 <= shard < count", options_.shard_index,
+         options_.shard_count);
+  if (options_.batch_size % options_.shard_count != 0)
+    fail("DataLoader", "batch_size {}: expected a multiple of the {} processes (the global batch)",
+         options_.batch_size, options_.shard_count);
+  if (!options_.drop_last && options_.shard_count > 1)
+    fail("DataLoader", "drop_last: expected true when the batch is split between processes");
   const int64_t n = dataset_->size();
   batches_per_epoch_ = options_.drop_last ? n / options_.batch_size
                                           : (n + options_.batch_size - 1) / options_.batch_size;
@@ -46,8 +55,9 @@ void DataLoader::stop_workers() {
 
 std::vector<int64_t> DataLoader::batch_indices(int64_t epoch, int64_t batch) const {
   const int64_t n = dataset_->size();
-  const int64_t begin = batch * options_.batch_size;
-  const int64_t end = std::min(n, begin + options_.batch_size);
+  const int64_t share = options_.batch_size / options_.shard_count;
+  const int64_t begin = batch * options_.batch_size + options_.shard_index * share;
+  const int64_t end = std::min(n, begin + share);
   std::vector<int64_t> out;
   out.reserve(end - begin);
   if (!options_.shuffle) {

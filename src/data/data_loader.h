@@ -19,6 +19,11 @@ struct DataLoaderOptions {
   int num_workers = -1;   // -1: one per core; 0: load in the calling thread
   int prefetch = 2;       // batches in flight per worker
   uint64_t seed = 0;
+  // Data-parallel training: batch_size is the global batch; this process reads the shard_index-th
+  // of shard_count equal slices of every batch (batch_size must divide by shard_count), so the
+  // order over all processes is the single-process order.
+  int shard_index = 0;
+  int shard_count = 1;
 };
 
 struct LoaderPosition {

@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "core/collectives.h"
 #include "core/error.h"
 #include "models/nearest_code.h"
 
@@ -108,9 +109,11 @@ torch::Tensor VectorQuantizerImpl::nearest(const torch::Tensor& z_flat) {
   return nearest_in(x, codebook());
 }
 
-void VectorQuantizerImpl::init_from_kmeans(const torch::Tensor& x) {
+void VectorQuantizerImpl::init_from_kmeans(const torch::Tensor& local) {
   torch::NoGradGuard no_grad;
   const int64_t k = options_.num_codes();
+  // Data-parallel training: the rows of every process; rank 0's centres are then everyone's.
+  const torch::Tensor x = all_gather_rows(local.contiguous());
   auto centres = kmeans_pp_seeds(x, k);  // [K, D']; then Lloyd's algorithm
   for (int64_t it = 0; it < options_.kmeans_iters(); ++it) {
     auto assign = nearest_in(x, centres);                              // [M]
@@ -120,6 +123,8 @@ void VectorQuantizerImpl::init_from_kmeans(const torch::Tensor& x) {
     if (options_.l2_normalize()) updated = l2_rows(updated);              // spherical k-means
     centres = torch::where((counts > 0).unsqueeze(1), updated, centres);  // empty: keep centre
   }
+  centres = centres.contiguous();
+  broadcast_from(centres, 0);
   embedding->weight.data().copy_(centres);
   if (options_.use_ema()) {
     ema_cluster_size_.fill_(1);
@@ -130,9 +135,9 @@ void VectorQuantizerImpl::init_from_kmeans(const torch::Tensor& x) {
 }
 
 int64_t VectorQuantizerImpl::update_codebook(const torch::Tensor& x, const torch::Tensor& indices,
-                                             const torch::Tensor& counts) {
+                                             const torch::Tensor& counts, int64_t m) {
   torch::NoGradGuard no_grad;
-  const int64_t k = options_.num_codes(), m = x.size(0);
+  const int64_t k = options_.num_codes();
   // .data(): in-place edits that autograd does not version-check; the graph of this step only
   // saved rows of codes that were assigned, and those are left as they are below.
   auto weight = embedding->weight.data();
@@ -140,6 +145,7 @@ int64_t VectorQuantizerImpl::update_codebook(const torch::Tensor& x, const torch
   if (options_.use_ema()) {
     const double decay = options_.ema_decay(), eps = options_.ema_epsilon();
     auto sums = torch::zeros_like(ema_embed_sum_).index_add_(0, indices, x);  // [K, D']
+    all_reduce_sum(sums);  // every process's rows: the EMA statistics are global
     ema_cluster_size_.mul_(decay).add_(counts_f, 1 - decay);
     ema_embed_sum_.mul_(decay).add_(sums, 1 - decay);
     auto total = ema_cluster_size_.sum();
@@ -159,9 +165,13 @@ int64_t VectorQuantizerImpl::update_codebook(const torch::Tensor& x, const torch
   auto dead = ((usage_ < options_.dead_code_threshold()) & (counts == 0)).nonzero().squeeze(1);
   const int64_t restarted = dead.numel();
   if (restarted == 0) return 0;
-  auto seeds = x.index_select(0, random_rows(m, restarted, x.device()));  // [R, D']
-  seeds = seeds + torch::randn_like(seeds) * (1e-2 * x.std());            // apart when rows repeat
+  // Data-parallel: drawn from every process's rows (rank 0's draw is sent to all below).
+  const torch::Tensor rows = all_gather_rows(x.contiguous());
+  auto seeds = rows.index_select(0, random_rows(rows.size(0), restarted, x.device()));  // [R, D']
+  seeds = seeds + torch::randn_like(seeds) * (1e-2 * rows.std());  // apart when rows repeat
   if (options_.l2_normalize()) seeds = l2_rows(seeds);
+  seeds = seeds.contiguous();
+  broadcast_from(seeds, 0);  // data-parallel: rank 0's draw restarts the codes everywhere
   weight.index_copy_(0, dead, seeds);
   usage_.index_fill_(0, dead, 1.0);
   if (options_.use_ema()) {
@@ -231,7 +241,15 @@ QuantizerOutput VectorQuantizerImpl::forward(const torch::Tensor& z) {
   out.indices = indices.view({n, h, w});
 
   auto counts = torch::bincount(indices, {}, k);  // [K]
-  const int64_t restarted = training ? update_codebook(x.detach(), indices, counts) : 0;
+  int64_t rows = indices.numel();
+  if (training && collective_world_size() > 1) {
+    // Data-parallel training: usage, dead codes and statistics over every process's batch.
+    auto rows_t = torch::full({1}, rows, counts.options());
+    all_reduce_sum(counts);
+    all_reduce_sum(rows_t);
+    rows = rows_t.item<int64_t>();
+  }
+  const int64_t restarted = training ? update_codebook(x.detach(), indices, counts, rows) : 0;
   out.stats = stats_from_counts(counts);
   out.stats.restarted_codes = restarted;
   if (training)

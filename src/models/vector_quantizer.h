@@ -82,10 +82,13 @@ class VectorQuantizerImpl : public torch::nn::Module {
  private:
   // x: [M, D'] -> [M] nearest rows of codes [K, D'] (both already normalised if needed).
   torch::Tensor nearest_in(const torch::Tensor& x, const torch::Tensor& codes) const;
-  void init_from_kmeans(const torch::Tensor& x);  // x: [M, D'] lookup-space vectors
-  // EMA, usage and dead-code restart after one training batch; returns codes re-seeded.
+  // x: [M, D'] lookup-space vectors (this process's; data-parallel runs gather every process's)
+  void init_from_kmeans(const torch::Tensor& x);
+  // EMA, usage and dead-code restart after one training batch; returns codes re-seeded. counts and
+  // rows are over every process of a data-parallel run (core/collectives.h), x and indices this
+  // process's.
   int64_t update_codebook(const torch::Tensor& x, const torch::Tensor& indices,
-                          const torch::Tensor& counts);
+                          const torch::Tensor& counts, int64_t rows);
 
   VectorQuantizerOptions options_;
   torch::nn::Linear project_in{nullptr}, project_out{nullptr};  // only with lookup_dim > 0

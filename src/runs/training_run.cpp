@@ -83,18 +83,22 @@ TrainingOutcome run_training(const TrainingRequest& r) {
   outcome.run_dir = run_dir;
   for (const auto& assignment : r.overrides) config.set(assignment);
   const uint64_t seed = config.get<uint64_t>("seed", r.seed);
-  seed_everything(seed);
+  DataParallel* parallel = r.parallel && r.parallel->world_size() > 1 ? r.parallel : nullptr;
+  const bool root = !parallel || parallel->is_root();
+  // Each rank draws its own random numbers; rank 0's are a single process's.
+  seed_everything(seed + (parallel ? 1000003ull * parallel->rank() : 0));
 
   // Held from here on: a second trainer on this folder is refused before it changes anything.
-  const auto lock = lock_run_dir(run_dir);
+  // Only rank 0 of a data-parallel run owns the folder.
+  const auto lock = root ? lock_run_dir(run_dir) : nullptr;
   const bool holds_run =
-      fs::exists(run_dir + "/checkpoints/latest") || fs::exists(run_dir + "/log.jsonl");
+      root && (fs::exists(run_dir + "/checkpoints/latest") || fs::exists(run_dir + "/log.jsonl"));
   if (!r.resume && holds_run && !r.force)
     throw Error(
         fmt::format("[train] {}: holds a run already (use --resume {} to continue, --force to "
                     "start over, or --out)",
                     run_dir, run_dir));
-  if (!r.resume && r.force) {
+  if (!r.resume && r.force && root) {
     // Remove only what a run writes: the folder may hold other things too.
     fs::remove_all(run_dir + "/checkpoints");
     for (const char* file :
@@ -133,24 +137,32 @@ TrainingOutcome run_training(const TrainingRequest& r) {
                         {"seed", seed}};
   if (stages) resolved_json.update(stages->to_json());
   Config resolved(resolved_json, run_dir + "/config.json");
-  fs::create_directories(run_dir);
-  resolved.save_json(run_dir + "/config.json");
-  if (!r.command_line.empty()) {
+  if (root) {
+    fs::create_directories(run_dir);
+    resolved.save_json(run_dir + "/config.json");
+  }
+  if (!r.command_line.empty() && root) {
     std::string previous;
     if (fs::exists(run_dir + "/command.txt")) previous = read_file(run_dir + "/command.txt");
     write_file_atomic(run_dir + "/command.txt", previous + r.command_line + "\n");
   }
   int64_t params = 0;
   for (const auto& p : model->parameters()) params += p.numel();
-  spdlog::info("{}: {} ({:.2f} M parameters) on {}, {} threads", run_dir, model->kind(),
-               params / 1e6, r.device.str(), torch::get_num_threads());
-  spdlog::info("data: {}", train_data->describe());
+  if (root) {
+    spdlog::info("{}: {} ({:.2f} M parameters) on {}, {} threads{}", run_dir, model->kind(),
+                 params / 1e6, r.device.str(), torch::get_num_threads(),
+                 parallel
+                     ? fmt::format(" in each of {} processes ({}, global batch {})",
+                                   parallel->world_size(), parallel->backend(), options.batch_size)
+                     : "");
+    spdlog::info("data: {}", train_data->describe());
+  }
 
-  Trainer trainer(model, train_data, options, run_dir, resolved, r.device, seed);
+  Trainer trainer(model, train_data, options, run_dir, resolved, r.device, seed, parallel);
   if (r.resume) trainer.resume(run_dir);
   std::unique_ptr<TrainingPreviews> previews;
   if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
-      autoencoder && options.preview_interval() > 0) {
+      autoencoder && options.preview_interval() > 0 && root) {
     DatasetSpec test_spec = spec;
     test_spec.split = "test";
     test_spec.limit = 0;
@@ -173,6 +185,7 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     outcome.stopped = true;
     return outcome;
   }
+  if (!root) return outcome;  // rank 0 saves the weights and writes the report
   trainer.apply_ema();
   require_finite(module_state(*model), run_dir + "/model.safetensors");
   save_module_safetensors(*model, run_dir + "/model.safetensors");

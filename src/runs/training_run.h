@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "distributed/data_parallel.h"
 #include "io/config.h"
 
 namespace lf {
@@ -23,6 +24,9 @@ struct TrainingRequest {
   torch::Device device = torch::kCPU;
   uint64_t seed = 0;         // unless the config sets seed:
   std::string command_line;  // appended to the run's command.txt
+  // One process of a data-parallel run (distributed/data_parallel.h), or nullptr. Rank 0 writes
+  // the run folder; every rank trains; only rank 0 saves the final weights and the report.
+  DataParallel* parallel = nullptr;
 };
 
 struct TrainingOutcome {

@@ -1,6 +1,8 @@
 // Training loop, checkpoint writing and resume.
 #include "train/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -21,14 +23,30 @@ namespace fs = std::filesystem;
 namespace lf {
 
 Trainer::Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
-                 Config run_config, torch::Device device, uint64_t seed)
+                 Config run_config, torch::Device device, uint64_t seed, DataParallel* parallel)
     : model_(std::move(model)),
       data_(std::move(data)),
       options_(std::move(options)),
       run_dir_(std::move(run_dir)),
       run_config_(std::move(run_config)),
       device_(device),
-      seed_(seed) {
+      seed_(seed),
+      parallel_(parallel && parallel->world_size() > 1 ? parallel : nullptr) {
+  if (parallel_ && options_.batch_size % parallel_->world_size() != 0)
+    fail("train", "batch_size {}: expected a multiple of the {} processes (it is the global batch)",
+         options_.batch_size, parallel_->world_size());
+  model_->to(device_);
+  build_optimizer();
+  if (parallel_) {
+    gen_reducer_ = std::make_unique<GradientReducer>(*parallel_, gen_params_);
+    if (!disc_params_.empty())
+      disc_reducer_ = std::make_unique<GradientReducer>(*parallel_, disc_params_);
+    if (!root()) {  // only rank 0 owns the run folder
+      if (options_.ema_decay > 0)
+        for (const auto& [name, tensor] : module_state(*model_)) ema_[name] = tensor.clone();
+      return;
+    }
+  }
   lock_ = lock_run_dir(run_dir_);
   fs::create_directories(run_dir_ + "/checkpoints");
   // Leftovers of a run killed while writing or pruning a checkpoint: never named by `latest`.
@@ -39,8 +57,6 @@ Trainer::Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std:
         (name.substr(name.size() - 4) == ".tmp" || name.rfind(".trash-", 0) == 0))
       fs::remove_all(entry.path(), ec);
   }
-  model_->to(device_);
-  build_optimizer();
   if (options_.ema_decay > 0)
     for (const auto& [name, tensor] : module_state(*model_)) ema_[name] = tensor.clone();
 }
@@ -149,7 +165,34 @@ void Trainer::apply_ema() {
   if (!ema_.empty()) load_module_state(*model_, ema_, /*strict=*/true, "ema");
 }
 
+void Trainer::broadcast_buffers() {
+  if (!parallel_) return;
+  std::vector<torch::Tensor> buffers;
+  for (auto& b : model_->buffers())
+    if (b.defined() && b.numel() > 0 && b.is_floating_point()) buffers.push_back(b);
+  if (buffers.empty()) return;
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> flat_parts;
+  for (auto& b : buffers) flat_parts.push_back(b.reshape({-1}).to(torch::kFloat64));
+  auto flat = torch::cat(flat_parts);
+  parallel_->broadcast(flat, 0);
+  int64_t at = 0;
+  for (auto& b : buffers) {
+    b.copy_(flat.narrow(0, at, b.numel()).view_as(b));
+    at += b.numel();
+  }
+}
+
 void Trainer::save_checkpoint() {
+  // Data-parallel: every rank's RNG state goes into rank 0's checkpoint (a collective, so every
+  // rank comes here), and the ranks must hold the same weights.
+  torch::Tensor rng_ranks;
+  if (parallel_) {
+    parallel_->check_in_sync(*model_, fmt::format("step {}", state_.step));
+    const auto mine = torch::globalContext().defaultGenerator(torch::kCPU).get_state();
+    rng_ranks = parallel_->all_gather_rows(mine.unsqueeze(0).to(device_)).to(torch::kCPU);
+    if (!root()) return;
+  }
   const std::string name = checkpoint_name(state_.step);
   const std::string checkpoints = run_dir_ + "/checkpoints";
   const std::string final_dir = checkpoints + "/" + name;
@@ -187,6 +230,7 @@ void Trainer::save_checkpoint() {
       archive.write("data_epoch", torch::tensor(state_.data.epoch, torch::kInt64));
       archive.write("data_batch", torch::tensor(state_.data.batch, torch::kInt64));
       archive.write("rng_cpu", torch::globalContext().defaultGenerator(torch::kCPU).get_state());
+      if (rng_ranks.defined()) archive.write("rng_ranks", rng_ranks);
       archive.write("lr_scale", torch::tensor(lr_scale_, torch::kDouble));
       write_file_atomic(temp_dir + "/state.pt", archive_bytes(archive));
     }
@@ -269,6 +313,23 @@ void Trainer::load_checkpoint(const std::string& dir) {
     state_.step = step.item<int64_t>();
     state_.data = {epoch.item<int64_t>(), batch.item<int64_t>()};
     state_.rng_cpu = rng;
+    // A data-parallel checkpoint holds every rank's generator; with the same number of processes
+    // each continues its own. Otherwise ranks other than 0 start new streams (seed, rank, step):
+    // the data order stays exact (global batches), the random draws of those ranks do not.
+    torch::Tensor rng_ranks;
+    const int rank = parallel_ ? parallel_->rank() : 0;
+    const int world = parallel_ ? parallel_->world_size() : 1;
+    if (state.try_read("rng_ranks", rng_ranks) && rng_ranks.size(0) == world) {
+      state_.rng_cpu = rng_ranks[rank].clone();
+    } else if (rank > 0) {
+      state_.rng_cpu = at::detail::createCPUGenerator(seed_ + 1000003ull * rank +
+                                                      static_cast<uint64_t>(state_.step))
+                           .get_state();
+      spdlog::warn(
+          "rank {}: the checkpoint holds no random state for {} processes: rank {} starts "
+          "a new random stream",
+          rank, world, rank);
+    }
     lr_scale_ = state.try_read("lr_scale", lr_scale) ? lr_scale.item<double>() : 1.0;
   } catch (const c10::Error& e) {
     fail("resume", "{}: unreadable optimizer.pt/state.pt: {}", dir, e.what_without_backtrace());
@@ -297,6 +358,10 @@ void Trainer::start_data() {
   loader_options.batch_size = options_.batch_size;
   loader_options.num_workers = options_.num_workers;
   loader_options.seed = seed_;
+  if (parallel_) {
+    loader_options.shard_index = parallel_->rank();
+    loader_options.shard_count = parallel_->world_size();
+  }
   loader_.reset();  // its workers stop before the new ones start
   loader_ = std::make_unique<DataLoader>(data_, loader_options, state_.data);
   if (state_.rng_cpu.defined()) {
@@ -327,24 +392,35 @@ void Trainer::handle_nonfinite(const std::string& what) {
   ++rollbacks_;
   nonfinite_in_row_ = 0;
   start_data();
-  log_->reopen(state_.step);
-  log_->write({{"event", "rollback"},
-               {"from_step", from},
-               {"to_step", state_.step},
-               {"reason", what},
-               {"lr_scale", lr_scale_}});
+  if (log_) log_->reopen(state_.step);
+  if (log_)
+    log_->write({{"event", "rollback"},
+                 {"from_step", from},
+                 {"to_step", state_.step},
+                 {"reason", what},
+                 {"lr_scale", lr_scale_}});
   spdlog::warn("step {}: {}: rolled back to {} with the learning rate times {}", from, what, dir,
                lr_scale_);
 }
 
 void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_bar) {
   start_data();
-  log_ = std::make_unique<RunLog>(run_dir_ + "/log.jsonl", state_.step);
+  if (root()) log_ = std::make_unique<RunLog>(run_dir_ + "/log.jsonl", state_.step);
+  if (parallel_) {
+    // Every rank starts from rank 0's weights (and EMA), whatever it initialised or loaded.
+    parallel_->broadcast_module(*model_);
+    for (auto& [name, tensor] : ema_) {
+      auto data = tensor.contiguous();
+      parallel_->broadcast(data, 0);
+      tensor.copy_(data);
+    }
+  }
 
   ProgressBarOptions bar_options;
   bar_options.label = model_->kind();
   bar_options.unit = "step";
-  if (!progress_bar) {  // quiet: no redraws, no plain lines
+  if (!root()) bar_options.stream = nullptr;  // rank 0 draws the bar
+  if (!progress_bar) {                        // quiet: no redraws, no plain lines
     bar_options.force_tty = 0;
     bar_options.plain_interval_s = 1e9;
   }
@@ -362,15 +438,21 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     const Batch batch = loader_->next().to(device_);
     model_->set_step(state_.step);
     optimizer_->zero_grad();
+    broadcast_buffers();
     TrainOutput out;
     std::string bad;  // what was non-finite this step
     {
       FrozenParameters frozen(disc_params_);
       out = model_->train_batch(batch);
-      if (torch::isfinite(out.loss).item<bool>())
+      const bool finite = torch::isfinite(out.loss).item<bool>();
+      if (!any_rank(!finite)) {
+        if (gen_reducer_) gen_reducer_->prepare();
         out.loss.backward();
-      else
-        bad = "loss is " + nonfinite_text(out.loss.item<double>());
+        if (gen_reducer_) gen_reducer_->finish();  // every rank's gradients, averaged
+      } else {
+        bad = finite ? std::string("loss is not finite on another rank")
+                     : "loss is " + nonfinite_text(out.loss.item<double>());
+      }
     }
     double grad_norm = 0;
     if (bad.empty()) {
@@ -386,15 +468,19 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
         // Second player, on the same batch and the generator step's reconstruction (detached).
         disc_optimizer_->zero_grad();
         TrainOutput d = model_->discriminator_step(batch.images, out.reconstruction.detach());
-        if (torch::isfinite(d.loss).item<bool>()) {
+        const bool d_finite = torch::isfinite(d.loss).item<bool>();
+        if (!any_rank(!d_finite)) {
+          if (disc_reducer_) disc_reducer_->prepare();
           d.loss.backward();
+          if (disc_reducer_) disc_reducer_->finish();
           const double d_norm = torch::nn::utils::clip_grad_norm_(disc_params_, no_clip);
           if (std::isfinite(d_norm))
             disc_optimizer_->step();
           else
             bad = "discriminator gradient norm is " + nonfinite_text(d_norm);
         } else {
-          bad = "discriminator loss is " + nonfinite_text(d.loss.item<double>());
+          bad = d_finite ? std::string("discriminator loss is not finite on another rank")
+                         : "discriminator loss is " + nonfinite_text(d.loss.item<double>());
         }
         for (const auto& [k, v] : d.logs) out.logs[k] = v;
       }
@@ -413,8 +499,9 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
       ++window_skipped;
       spdlog::warn("step {}: {}: step skipped ({} in a row)", state_.step, bad, nonfinite_in_row_);
       // A forward pass on bad data can also poison buffers (BatchNorm statistics): act at once.
-      const std::string poisoned = first_nonfinite(module_state(*model_));
+      std::string poisoned = first_nonfinite(module_state(*model_));
       if (!poisoned.empty()) bad += ", and '" + poisoned + "' holds NaN or Inf";
+      if (any_rank(!poisoned.empty()) && poisoned.empty()) poisoned = "a buffer of another rank";
       if (!poisoned.empty() || nonfinite_in_row_ >= options_.nonfinite_patience) {
         handle_nonfinite(bad);
         sums.clear();
@@ -432,14 +519,29 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     if (state_.step % options_.log_every == 0 || state_.step == options_.steps) {
       const double seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - window_start).count();
+      if (parallel_) {
+        // The log holds averages over every rank (the images of all of them); rank 0 writes it.
+        std::vector<double> values;
+        for (const auto& [k, v] : sums) values.push_back(v);
+        values.push_back(static_cast<double>(window_images));
+        values = parallel_->sum(values);
+        size_t i = 0;
+        for (auto& [k, v] : sums) v = values[i++] / parallel_->world_size();
+        window_images = static_cast<int64_t>(values[i]);
+      }
       Json record = {{"step", state_.step},
                      {"epoch", state_.data.epoch},
                      {"lr", lr},
                      {"images_per_s", seconds > 0 ? window_images / seconds : 0.0}};
+      if (parallel_) {
+        record["processes"] = parallel_->world_size();
+        record["comm_wait_s"] = parallel_->wait_seconds();
+        record["reduced_mb"] = parallel_->reduced_bytes() / 1e6;
+      }
       for (const auto& [k, v] : sums) record[k] = v / window;
       if (window_skipped > 0) record["skipped_steps"] = window_skipped;
-      log_->write(record);
-      if (on_log) on_log(record);
+      if (log_) log_->write(record);
+      if (on_log && root()) on_log(record);
       if (record.contains("loss"))
         bar.update(0, fmt::format("loss {:.4f}", record["loss"].get<double>()));
       sums.clear();
@@ -450,7 +552,11 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
         state_.step < options_.steps) {
       save_checkpoint();
     }
-    if (training_stop_requested() && state_.step < options_.steps) {
+    // Under torchrun every worker gets the signal, under --nproc the launcher forwards it; either
+    // way the ranks stop together, at the same step.
+    const bool stop =
+        parallel_ ? parallel_->any(training_stop_requested()) : training_stop_requested();
+    if (stop && state_.step < options_.steps) {
       stopped_ = true;
       spdlog::info("stop requested: checkpoint at step {} of {}", state_.step, options_.steps);
       break;

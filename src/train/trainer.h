@@ -10,6 +10,8 @@
 #include <memory>
 
 #include "data/data_loader.h"
+#include "distributed/data_parallel.h"
+#include "distributed/gradient_reducer.h"
 #include "models/trainable.h"
 #include "train/checkpoint.h"
 #include "train/run_lock.h"
@@ -21,8 +23,13 @@ namespace lf {
 class Trainer {
  public:
   // `run_config` is the whole resolved config saved beside every checkpoint.
+  // `parallel`: one of the processes of a data-parallel run (distributed/data_parallel.h), or
+  // nullptr. Then train.batch_size is the global batch, split evenly between the processes; rank 0
+  // starts every rank from its weights, gradients are averaged (gradient_reducer.h), decisions
+  // (skipping a step, stopping) are taken together, and only rank 0 writes the log and the
+  // checkpoints (which hold every rank's RNG).
   Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std::string run_dir,
-          Config run_config, torch::Device device, uint64_t seed);
+          Config run_config, torch::Device device, uint64_t seed, DataParallel* parallel = nullptr);
   ~Trainer();
 
   // Continues from a checkpoint folder, or a run folder's latest checkpoint; a run folder killed
@@ -73,6 +80,11 @@ class Trainer {
   double lr_scale_ = 1.0;  // lowered by each rollback; saved in checkpoints
   int64_t nonfinite_in_row_ = 0, skipped_steps_ = 0, rollbacks_ = 0;
   bool stopped_ = false;
+  DataParallel* parallel_ = nullptr;
+  std::unique_ptr<GradientReducer> gen_reducer_, disc_reducer_;
+  bool root() const { return !parallel_ || parallel_->is_root(); }
+  bool any_rank(bool flag) { return parallel_ ? parallel_->any(flag) : flag; }
+  void broadcast_buffers();  // rank 0's buffers (BatchNorm statistics) to every rank, in one go
 };
 
 // The first tensor holding NaN or Inf, as "name"; "" when all are finite.

@@ -133,3 +133,39 @@ TEST(DataLoader, BadOptionsAreClearErrors) {
 
 }  // namespace
 }  // namespace lf
+
+namespace lf {
+namespace {
+
+// Data-parallel training: the shards of every global batch, in rank order, are the batch a single
+// process reads.
+TEST(DataLoaderShards, ShardsOfEachBatchMakeTheSingleProcessBatch) {
+  DataLoaderOptions whole;
+  whole.batch_size = 12;
+  whole.num_workers = 0;
+  whole.seed = 3;
+  DataLoader single(tiny_dataset(100), whole);
+  std::vector<std::unique_ptr<DataLoader>> shards;
+  for (int r = 0; r < 3; ++r) {
+    DataLoaderOptions o = whole;
+    o.shard_index = r;
+    o.shard_count = 3;
+    shards.push_back(std::make_unique<DataLoader>(tiny_dataset(100), o));
+  }
+  for (int step = 0; step < 20; ++step) {  // crosses epochs (8 batches each)
+    const auto expected = single.next().indices;
+    std::vector<torch::Tensor> parts;
+    for (auto& s : shards) {
+      parts.push_back(s->next().indices);
+      EXPECT_EQ(parts.back().size(0), 4);
+      EXPECT_EQ(s->position().batch, single.position().batch);
+    }
+    EXPECT_TRUE(torch::equal(torch::cat(parts), expected)) << "step " << step;
+  }
+  DataLoaderOptions bad = whole;
+  bad.shard_count = 5;  // 12 does not split into 5
+  EXPECT_THROW(DataLoader(tiny_dataset(100), bad), Error);
+}
+
+}  // namespace
+}  // namespace lf
