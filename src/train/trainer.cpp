@@ -188,6 +188,8 @@ void Trainer::save_checkpoint() {
   // rank comes here), and the ranks must hold the same weights.
   torch::Tensor rng_ranks;
   if (parallel_) {
+    // BatchNorm statistics moved with each rank's own batch this step: rank 0's are the run's.
+    broadcast_buffers();
     parallel_->check_in_sync(*model_, fmt::format("step {}", state_.step));
     const auto mine = torch::globalContext().defaultGenerator(torch::kCPU).get_state();
     rng_ranks = parallel_->all_gather_rows(mine.unsqueeze(0).to(device_)).to(torch::kCPU);
