@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstdlib>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -36,6 +37,18 @@ std::string dp_first_line(const std::exception& e) {
     text = c10_error->what_without_backtrace();
   const size_t end = text.find('\n');
   return end == std::string::npos ? text : text.substr(0, end);
+}
+
+// Whether a process of this machine still runs: a zombie (dead, not yet reaped by its parent)
+// counts as gone.
+bool dp_process_alive(pid_t pid) {
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const size_t close = line.rfind(')');  // the name may hold spaces and parentheses
+  return close == std::string::npos || close + 2 >= line.size() ||
+         (line[close + 2] != 'Z' && line[close + 2] != 'X');
 }
 
 uint64_t dp_fnv1a(const void* data, size_t n, uint64_t hash) {
@@ -112,7 +125,7 @@ std::string DataParallel::missing_peers() {
       const size_t space = text.rfind(' ');
       if (space == std::string::npos || text.substr(0, space) != host) continue;
       const pid_t pid = static_cast<pid_t>(std::atoll(text.c_str() + space + 1));
-      if (pid > 0 && kill(pid, 0) != 0 && errno == ESRCH)
+      if (pid > 0 && !dp_process_alive(pid))
         gone +=
             (gone.empty() ? "" : ", ") + std::to_string(r) + " (pid " + std::to_string(pid) + ")";
     }

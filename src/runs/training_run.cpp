@@ -26,6 +26,19 @@ namespace lf {
 
 namespace {
 
+// The whole test split of the training data; the training data itself for image folders, which
+// have no test split.
+DatasetPtr open_test_split(const DatasetSpec& spec, const DatasetPtr& train_data) {
+  DatasetSpec test_spec = spec;
+  test_spec.split = "test";
+  test_spec.limit = 0;
+  try {
+    return open_dataset(test_spec);
+  } catch (const Error&) {
+    return train_data;
+  }
+}
+
 // metrics.json and the pictures of a finished run; returns the metrics.
 Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Config& config,
                   const DatasetPtr& train_data, const std::optional<PriorStages>& stages,
@@ -37,15 +50,7 @@ Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Con
                          {"metrics.json", "samples.png", "training_curves.png"});
     return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, r.eval_limit);
   }
-  DatasetSpec test_spec = spec;
-  test_spec.split = "test";
-  test_spec.limit = 0;
-  DatasetPtr test_data;
-  try {
-    test_data = open_dataset(test_spec);
-  } catch (const Error&) {
-    test_data = train_data;  // image folders have no test split
-  }
+  const DatasetPtr test_data = open_test_split(spec, train_data);
   if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
     const Json report = classifier_report(*classifier, *test_data, r.device, 256, r.eval_limit);
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
@@ -163,17 +168,9 @@ TrainingOutcome run_training(const TrainingRequest& r) {
   std::unique_ptr<TrainingPreviews> previews;
   if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
       autoencoder && options.preview_interval() > 0 && root) {
-    DatasetSpec test_spec = spec;
-    test_spec.split = "test";
-    test_spec.limit = 0;
-    DatasetPtr test_data;
-    try {
-      test_data = open_dataset(test_spec);
-    } catch (const Error&) {
-      test_data = train_data;  // image folders have no test split
-    }
-    previews = std::make_unique<TrainingPreviews>(run_dir, autoencoder, *test_data,
-                                                  options.preview_interval(), r.device);
+    previews =
+        std::make_unique<TrainingPreviews>(run_dir, autoencoder, *open_test_split(spec, train_data),
+                                           options.preview_interval(), r.device);
   }
   trainer.run([&](const Json& record) {
     if (previews)

@@ -414,7 +414,7 @@ test('train page follows the VQ-VAE run: uPlot charts and the run pictures', { t
     await page.waitForFunction(() => document.querySelectorAll('#charts .chart canvas').length >= 4);
     const titles = await page.$$eval('#charts .chart h2', (hs) => hs.map((h) => h.textContent));
     for (const t of ['loss terms', 'learning rate', 'codebook']) assert.ok(titles.includes(t), titles.join(', '));
-    assert.match(await page.textContent('#status'), /step 40: loss \d/);
+    assert.match(await page.textContent('#status'), /step 40( of 40)?: loss \d/);
     // uPlot drew into its canvases (something other than a blank canvas).
     const drawn = await page.$$eval('#charts canvas', (cs) => cs.map((c) => c.width > 0 && c.height > 0));
     assert.ok(drawn.every(Boolean));
@@ -449,6 +449,7 @@ test('codebook page: encode a test image, paint code cells, see the decode chang
   if (!await needsPage(t, 'codebook.html')) return;
   await withPage('codebook', async (page) => {
     await page.goto(`${server.url}/codebook.html?model=vqvae`);
+    await page.waitForSelector('#model option[value="vqvae"]', { state: 'attached' });
     assert.equal(await page.inputValue('#model'), 'vqvae');
     // Only VQ models are offered.
     const options = await page.$$eval('#model option', (os) => os.map((o) => o.value));
@@ -503,6 +504,7 @@ test('latent page: interpolate two test images, move the slider, traverse, sampl
   if (!await needsPage(t, 'latent.html')) return;
   await withPage('latent', async (page) => {
     await page.goto(`${server.url}/latent.html?model=vae`);
+    await page.waitForSelector('#model option[value="vae"]', { state: 'attached' });
     assert.equal(await page.inputValue('#model'), 'vae');
     // A and B start as test images 0 and 1; choose another B.
     await page.waitForSelector('#a-thumb-0.selected');
@@ -555,6 +557,7 @@ test('sample page: sample one class, then complete a test image', { timeout: 120
   if (!await needsPage(t, 'sample.html')) return;
   await withPage('sample', async (page) => {
     await page.goto(`${server.url}/sample.html?model=gpt`);
+    await page.waitForSelector('#model option[value="gpt"]', { state: 'attached' });
     assert.equal(await page.inputValue('#model'), 'gpt');
     const options = await page.$$eval('#model option', (os) => os.map((o) => o.value));
     assert.deepEqual(options.sort(), ['gpt', 'gpt_sketch']);
@@ -619,7 +622,7 @@ test('sample page: draw a sketch with the mouse and sample from it', { timeout: 
 
 // The step the train page's status line shows ("step N: loss ..."), or -1.
 async function shownStep(page) {
-  const m = /step (\d+):/.exec(await page.textContent('#status'));
+  const m = /step (\d+)(?: of \d+)?:/.exec(await page.textContent('#status'));
   return m ? Number(m[1]) : -1;
 }
 
@@ -651,7 +654,7 @@ test('train page: start a VQ-VAE run, watch its curves grow, stop and resume it'
     assert.ok(firstStep > 0, `status: ${await page.textContent('#status')}`);
     // A later record arrives by itself and the loss chart is drawn again.
     await page.waitForFunction((s) => {
-      const m = /step (\d+):/.exec(document.getElementById('status').textContent);
+      const m = /step (\d+)(?: of \d+)?:/.exec(document.getElementById('status').textContent);
       return m && Number(m[1]) > s;
     }, firstStep, { timeout: 120000 });
     await page.waitForFunction((before) => document.querySelector('#charts .chart canvas').toDataURL() !== before,
@@ -669,7 +672,7 @@ test('train page: start a VQ-VAE run, watch its curves grow, stop and resume it'
     await page.waitForFunction((n) => new RegExp(`training ${n}`).test(document.getElementById('training-state').textContent),
       name, { timeout: 60000 });
     await page.waitForFunction((s) => {
-      const m = /step (\d+):/.exec(document.getElementById('status').textContent);
+      const m = /step (\d+)(?: of \d+)?:/.exec(document.getElementById('status').textContent);
       return m && Number(m[1]) > s;
     }, stoppedAt, { timeout: 120000 });
     // The fixed test images' reconstructions over the steps, when the trainer wrote previews.

@@ -15,17 +15,6 @@ struct CliResult {
   std::string output;  // stdout + stderr
 };
 
-inline CliResult run_cli(const std::string& args) {
-  const std::string command = std::string(LF_CLI_PATH) + " " + args + " 2>&1";
-  std::FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer{};
-  while (size_t n = std::fread(buffer.data(), 1, buffer.size(), pipe))
-    output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
-
 // Any shell command line (environment assignments, other programs): exit code and output.
 inline CliResult run_cli_command(const std::string& command_line) {
   std::FILE* pipe = popen((command_line + " 2>&1").c_str(), "r");
@@ -35,6 +24,11 @@ inline CliResult run_cli_command(const std::string& command_line) {
     output.append(buffer.data(), n);
   const int status = pclose(pipe);
   return {WEXITSTATUS(status), output};
+}
+
+// The latentforge binary with these arguments.
+inline CliResult run_cli(const std::string& args) {
+  return run_cli_command(std::string(LF_CLI_PATH) + " " + args);
 }
 
 // Debian's dataset-fashion-mnist, which the CLI tests train on (skipped without it).

@@ -142,8 +142,18 @@ TEST_F(TrainDistributed, TwoAndThreeProcessesMatchOneWithTheSameGlobalBatch) {
   }
 }
 
-TEST_F(TrainDistributed, AKilledRankStopsTheOthersNamingIt) {
-  const std::string root = distributed_root("killed");
+// Two ranks started by hand (as torchrun would), rank 1 then killed (SIGKILL) or hung (SIGSTOP)
+// once the run is under way: rank 0's exit status, its output and how long it took to stop.
+struct FaultOutcome {
+  int status = 0;
+  bool stopped = false;
+  double seconds = 0;
+  std::string output;
+  pid_t rank1 = 0;
+};
+
+FaultOutcome run_with_a_faulty_rank(const std::string& name, int signal, const char* timeout) {
+  const std::string root = distributed_root(name);
   const std::string config = distributed_config(root);
   const int port = free_port();
   const std::string log0 = root + "/rank0.log";
@@ -159,38 +169,53 @@ TEST_F(TrainDistributed, AKilledRankStopsTheOthersNamingIt) {
       freopen(out.c_str(), "w", stdout);
       dup2(fileno(stdout), STDERR_FILENO);
       execl(LF_CLI_PATH, LF_CLI_PATH, "--threads", "1", "train", "--config", config.c_str(),
-            "--out", (root + "/run").c_str(), "--set", "train.steps=100000", "--dist-timeout", "30",
-            "--no-report", static_cast<char*>(nullptr));
+            "--out", (root + "/run").c_str(), "--set", "train.steps=100000", "--dist-timeout",
+            timeout, "--no-report", static_cast<char*>(nullptr));
       _exit(127);
     }
     pids.push_back(pid);
   }
-  // Kill rank 1 once the run is under way (rank 0 has logged).
   for (int i = 0; i < 600 && !fs::exists(root + "/run/log.jsonl"); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  kill(pids[1], SIGKILL);
-  waitpid(pids[1], nullptr, 0);
-  const auto killed_at = std::chrono::steady_clock::now();
-  int status = 0;
+  kill(pids[1], signal);
+  const auto at = std::chrono::steady_clock::now();
+  FaultOutcome o;
+  o.rank1 = pids[1];
   pid_t done = 0;
-  while (done == 0 && std::chrono::steady_clock::now() - killed_at < std::chrono::seconds(60)) {
-    done = waitpid(pids[0], &status, WNOHANG);
+  while (done == 0 && std::chrono::steady_clock::now() - at < std::chrono::seconds(60)) {
+    done = waitpid(pids[0], &o.status, WNOHANG);
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  if (done == 0) {
-    kill(pids[0], SIGKILL);
-    waitpid(pids[0], nullptr, 0);
+  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - at).count();
+  o.stopped = done != 0;
+  for (pid_t pid : pids) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
   }
-  ASSERT_NE(done, 0) << "rank 0 still running 60 s after rank 1 was killed";
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed_at).count();
   std::ifstream in(log0);
-  const std::string output((std::istreambuf_iterator<char>(in)), {});
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
-  EXPECT_NE(output.find("rank 1 (pid " + std::to_string(pids[1]) + ") is gone"), std::string::npos)
-      << output;
-  std::printf("a killed rank stopped rank 0 after %.1f s\n", seconds);
+  o.output.assign(std::istreambuf_iterator<char>(in), {});
+  return o;
+}
+
+TEST_F(TrainDistributed, AKilledRankStopsTheOthersNamingIt) {
+  const FaultOutcome o = run_with_a_faulty_rank("killed", SIGKILL, "30");
+  ASSERT_TRUE(o.stopped) << "rank 0 still running 60 s after rank 1 was killed";
+  EXPECT_TRUE(WIFEXITED(o.status) && WEXITSTATUS(o.status) != 0) << o.output;
+  EXPECT_NE(o.output.find("rank 1 (pid " + std::to_string(o.rank1) + ") is gone"),
+            std::string::npos)
+      << o.output;
+  std::printf("a killed rank stopped rank 0 after %.1f s\n", o.seconds);
+}
+
+TEST_F(TrainDistributed, AHungRankStopsTheOthersAfterTheTimeout) {
+  const FaultOutcome o = run_with_a_faulty_rank("hung", SIGSTOP, "4");
+  ASSERT_TRUE(o.stopped) << "rank 0 still running 60 s after rank 1 stopped answering";
+  EXPECT_TRUE(WIFEXITED(o.status) && WEXITSTATUS(o.status) != 0) << o.output;
+  EXPECT_NE(o.output.find("rank 0: "), std::string::npos) << o.output;
+  EXPECT_NE(o.output.find(" failed"), std::string::npos) << o.output;
+  EXPECT_LT(o.seconds, 30.0);
+  std::printf("a hung rank stopped rank 0 after %.1f s (--dist-timeout 4)\n", o.seconds);
 }
 
 TEST_F(TrainDistributed, ResumesWithAnotherNumberOfProcesses) {
