@@ -11,6 +11,7 @@
 
 #include <httplib.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
@@ -122,6 +123,7 @@ const char* kSecurityPolicy =
 struct WebServer::State : ServerContext {
   explicit State(ServerOptions o) : ServerContext(std::move(o)) {}
 
+  socket_t listen_socket = -1;
   std::mutex stop_mutex;
   std::condition_variable stop_changed;
   bool stop_requested = false;
@@ -289,6 +291,15 @@ int WebServer::bind() {
   s.http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
   // One request per connection: a refused request's unread body never reaches the next parse,
   // and no idle keep-alive connection holds one of the few threads.
+  // The listening socket: SO_REUSEADDR only (httplib's default also sets SO_REUSEPORT, which lets
+  // another process bind the same port and take our connections), and kept to raise its backlog
+  // below: Debian's httplib listens with a backlog of 5, and a burst of connections beyond that
+  // gets refused or reset.
+  s.http.set_socket_options([&s](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    s.listen_socket = sock;
+  });
   s.http.set_keep_alive_max_count(1);
   s.http.set_payload_max_length(s.options.max_body_bytes);
   s.http.set_read_timeout(10, 0);
@@ -304,6 +315,7 @@ int WebServer::bind() {
   if (s.port <= 0)
     fail("serve", "cannot listen on {}:{} (address in use, or not an address of this machine)",
          s.options.host, s.options.port);
+  if (s.listen_socket >= 0) ::listen(s.listen_socket, SOMAXCONN);  // Linux: raises the backlog
   std::vector<std::string> hosts = s.options.allow_hosts;
   hosts.push_back(s.options.host);
   s.guard = std::make_unique<RequestGuard>(s.port, hosts, s.options.max_body_bytes);
