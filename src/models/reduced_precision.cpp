@@ -7,9 +7,30 @@
 
 namespace lf {
 
+bool cpu_bf16_convolutions_supported() {
+  static const bool supported = [] {
+    try {
+      torch::NoGradGuard no_grad;
+      const auto x = torch::ones({1, 8, 8, 8}, torch::kBFloat16);
+      const auto w = torch::ones({8, 8, 3, 3}, torch::kBFloat16);
+      torch::conv2d(x, w, {}, 1, 1);
+      return true;
+    } catch (const std::exception&) {
+      return false;  // "could not create a primitive descriptor iterator"
+    }
+  }();
+  return supported;
+}
+
 torch::Dtype parse_precision(const std::string& name, torch::Device device) {
   if (name == "fp32" || name == "float32") return torch::kFloat;
-  if (name == "bf16" || name == "bfloat16") return torch::kBFloat16;
+  if (name == "bf16" || name == "bfloat16") {
+    if (!device.is_cuda() && !cpu_bf16_convolutions_supported())
+      fail("precision",
+           "bf16 on this CPU: its oneDNN has no bf16 convolution (it needs AVX-512; "
+           "ONEDNN_MAX_CPU_ISA may cap it); use fp32");
+    return torch::kBFloat16;
+  }
   if (name == "fp16" || name == "float16") {
     if (!device.is_cuda())
       fail("precision", "fp16 needs a CUDA device (the CPU runs bf16 or fp32), got {}",

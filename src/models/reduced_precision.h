@@ -11,8 +11,13 @@
 namespace lf {
 
 // "fp32" | "bf16" | "fp16" -> dtype; refuses fp16 on the CPU (LibTorch's CPU autocast is bf16
-// only).
+// only) and bf16 on a CPU whose oneDNN has no bf16 convolution (no AVX-512: oneDNN 2.6 runs bf16
+// convolutions on avx512_core and newer only), each with a one-line error.
 torch::Dtype parse_precision(const std::string& name, torch::Device device);
+
+// Whether this CPU (as oneDNN sees it: ONEDNN_MAX_CPU_ISA caps it) runs bf16 convolutions; tried
+// once on a tiny convolution.
+bool cpu_bf16_convolutions_supported();
 
 // Autocast to `dtype` on `device` while alive (nothing for float32); restores the previous state.
 class AutocastGuard {
