@@ -98,9 +98,17 @@ int launch_local_workers(const LocalLaunch& launch) {
     std::vector<std::string> args = launch.argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    // The workers share a process group of their own: a Ctrl-C at the terminal reaches the
+    // launcher only, which passes it on once (a second signal would end them without a
+    // checkpoint).
+    posix_spawnattr_t attributes;
+    posix_spawnattr_init(&attributes);
+    posix_spawnattr_setpgroup(&attributes, pids.empty() ? 0 : pids.front());
+    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
     pid_t pid = -1;
     const int error =
-        posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), envp.data());
+        posix_spawn(&pid, "/proc/self/exe", nullptr, &attributes, argv.data(), envp.data());
+    posix_spawnattr_destroy(&attributes);
     if (error != 0) {
       for (pid_t p : pids) kill(p, SIGKILL);
       fail(kLauncher, "cannot start worker {}: {}", rank, std::strerror(error));

@@ -1,7 +1,8 @@
 // `latentforge train --nproc N` without torchrun: N copies of this program on this machine, each
 // given the variables torchrun would set (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE,
-// MASTER_ADDR=127.0.0.1, MASTER_PORT a free port) and a share of the cores. SIGINT / SIGTERM are
-// passed on to every worker (they stop together, with a checkpoint). When a worker fails, the
+// MASTER_ADDR=127.0.0.1, MASTER_PORT a free port) and a share of the cores, in a process group of
+// their own. SIGINT / SIGTERM to the launcher (a Ctrl-C at the terminal) are passed on to every
+// worker once (they stop together, with a checkpoint). When a worker fails, the
 // others are stopped and the failure is reported naming its rank.
 #pragma once
 
