@@ -17,11 +17,14 @@ trap 'rm -rf "$work"' EXIT
 
 run() {  # name, nproc
   local name=$1 n=$2
+  # /usr/bin/time: wall and system seconds and minor page faults of the whole command (workers
+  # included: the launcher waits for them).
+  local timing=(/usr/bin/time -f "%e %S %R" -o "$work/$name.time")
   if [ "$n" = 1 ]; then
-    "$bin" --threads "$cores" train --config "$config" --out "$work/$name" --no-report \
+    "${timing[@]}" "$bin" --threads "$cores" train --config "$config" --out "$work/$name" --no-report \
       --set train.steps="$steps" --set train.preview_every=-1 >/dev/null 2>&1
   else
-    "$bin" train --nproc "$n" --config "$config" --out "$work/$name" --no-report \
+    "${timing[@]}" "$bin" train --nproc "$n" --config "$config" --out "$work/$name" --no-report \
       --set train.steps="$steps" --set train.preview_every=-1 >/dev/null 2>&1
   fi
 }
@@ -40,13 +43,16 @@ def summary(name):
     span = last["step"] - first["step"]
     wait = (last.get("comm_wait_s", 0) - first.get("comm_wait_s", 0)) / span if span else 0
     mb = (last.get("reduced_mb", 0) - first.get("reduced_mb", 0)) / span if span else 0
-    return ips, wait, mb
-base = summary("p1")[0]
+    wall, system, faults = open(f"{work}/{name}.time").read().split()[-3:]
+    return ips, wait, mb, float(wall), float(system), int(faults)
+base, _, _, wall, system, faults = summary("p1")
 print(f"{config}, {steps} steps, {cores} cores; global batch as in the config")
-print(f"| processes | threads each | images/s | speed-up | collective wait per step (ms) | all-reduced per step (MB) |")
-print(f"| --- | --- | --- | --- | --- | --- |")
-print(f"| 1 | {cores} | {base:.0f} | 1.00 | - | - |")
+print("| processes | threads each | images/s | speed-up | collective wait per step (ms) "
+      "| all-reduced per step (MB) | whole command: wall s, system s, minor faults |")
+print("| --- | --- | --- | --- | --- | --- | --- |")
+print(f"| 1 | {cores} | {base:.0f} | 1.00 | - | - | {wall:.1f}, {system:.1f}, {faults} |")
 for n in procs:
-    ips, wait, mb = summary(f"p{n}")
-    print(f"| {n} | {max(1, cores // int(n))} | {ips:.0f} | {ips / base:.2f} | {wait * 1000:.1f} | {mb:.2f} |")
+    ips, wait, mb, wall, system, faults = summary(f"p{n}")
+    print(f"| {n} | {max(1, cores // int(n))} | {ips:.0f} | {ips / base:.2f} | {wait * 1000:.1f} "
+          f"| {mb:.2f} | {wall:.1f}, {system:.1f}, {faults} |")
 PY

@@ -99,4 +99,15 @@ DatasetPtr open_images(const DatasetSpec& spec) {
 }
 
 }  // namespace
+DatasetPtr open_test_split(const DatasetSpec& spec) {
+  DatasetSpec test = spec;
+  test.split = "test";
+  test.limit = 0;
+  try {
+    return open_dataset(test);
+  } catch (const Error&) {
+    return nullptr;  // image folders have no test split
+  }
+}
+
 }  // namespace lf

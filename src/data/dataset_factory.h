@@ -22,4 +22,8 @@ struct DatasetSpec {
 
 DatasetPtr open_dataset(const DatasetSpec& spec);
 
+// The whole test split of the dataset `spec` names (its limit dropped); nullptr when the source
+// has none (image folders).
+DatasetPtr open_test_split(const DatasetSpec& spec);
+
 }  // namespace lf

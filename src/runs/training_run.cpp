@@ -26,17 +26,10 @@ namespace lf {
 
 namespace {
 
-// The whole test split of the training data; the training data itself for image folders, which
-// have no test split.
-DatasetPtr open_test_split(const DatasetSpec& spec, const DatasetPtr& train_data) {
-  DatasetSpec test_spec = spec;
-  test_spec.split = "test";
-  test_spec.limit = 0;
-  try {
-    return open_dataset(test_spec);
-  } catch (const Error&) {
-    return train_data;
-  }
+// The test split, or the training data itself for image folders, which have none.
+DatasetPtr test_or_train(const DatasetSpec& spec, const DatasetPtr& train_data) {
+  DatasetPtr test = open_test_split(spec);
+  return test ? test : train_data;
 }
 
 // metrics.json and the pictures of a finished run; returns the metrics.
@@ -50,7 +43,7 @@ Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Con
                          {"metrics.json", "samples.png", "training_curves.png"});
     return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, r.eval_limit);
   }
-  const DatasetPtr test_data = open_test_split(spec, train_data);
+  const DatasetPtr test_data = test_or_train(spec, train_data);
   if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
     const Json report = classifier_report(*classifier, *test_data, r.device, 256, r.eval_limit);
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
@@ -169,7 +162,7 @@ TrainingOutcome run_training(const TrainingRequest& r) {
   if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
       autoencoder && options.preview_interval() > 0 && root) {
     previews =
-        std::make_unique<TrainingPreviews>(run_dir, autoencoder, *open_test_split(spec, train_data),
+        std::make_unique<TrainingPreviews>(run_dir, autoencoder, *test_or_train(spec, train_data),
                                            options.preview_interval(), r.device);
   }
   trainer.run([&](const Json& record) {

@@ -442,12 +442,21 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
     optimizer_->zero_grad();
     broadcast_buffers();
     TrainOutput out;
-    std::string bad;  // what was non-finite this step
+    std::string bad;         // what was non-finite this step
+    bool stop_seen = false;  // data-parallel: a stop was asked on some rank
     {
       FrozenParameters frozen(disc_params_);
       out = model_->train_batch(batch);
       const bool finite = torch::isfinite(out.loss).item<bool>();
-      if (!any_rank(!finite)) {
+      bool bad_somewhere = !finite;
+      if (parallel_) {
+        // One collective per step for both decisions the ranks must take together.
+        const auto flags =
+            parallel_->sum({finite ? 0.0 : 1.0, training_stop_requested() ? 1.0 : 0.0});
+        bad_somewhere = flags[0] > 0;
+        stop_seen = flags[1] > 0;
+      }
+      if (!bad_somewhere) {
         if (gen_reducer_) gen_reducer_->prepare();
         out.loss.backward();
         if (gen_reducer_) gen_reducer_->finish();  // every rank's gradients, averaged
@@ -555,9 +564,8 @@ void Trainer::run(const std::function<void(const Json&)>& on_log, bool progress_
       save_checkpoint();
     }
     // Under torchrun every worker gets the signal, under --nproc the launcher forwards it; either
-    // way the ranks stop together, at the same step.
-    const bool stop =
-        parallel_ ? parallel_->any(training_stop_requested()) : training_stop_requested();
+    // way the ranks stop together, at the same step (data-parallel: as seen before backward).
+    const bool stop = parallel_ ? stop_seen : training_stop_requested();
     if (stop && state_.step < options_.steps) {
       stopped_ = true;
       spdlog::info("stop requested: checkpoint at step {} of {}", state_.step, options_.steps);

@@ -73,7 +73,6 @@ ImageSource parse_image_source(const Json& spec, const std::string& what,
 std::shared_ptr<const Dataset> open_test_split(const Config& run_config) {
   if (!run_config.has("data")) return nullptr;
   DatasetSpec spec = DatasetSpec::from_config(run_config.sub("data"));
-  spec.split = "test";
   spec.limit = 0;
   // Opened once per dataset (Fashion-MNIST's test split is 8 MB to read): datasets are read-only
   // and safe to share between threads.
@@ -82,13 +81,8 @@ std::shared_ptr<const Dataset> open_test_split(const Config& run_config) {
   const std::string key = spec.to_json().dump();
   std::lock_guard<std::mutex> lock(mutex);
   if (const auto it = opened.find(key); it != opened.end()) return it->second;
-  std::shared_ptr<const Dataset> data;
-  try {
-    data = open_dataset(spec);
-  } catch (const Error&) {
-    spec.split = "train";  // image folders have no test split
-    data = open_dataset(spec);
-  }
+  std::shared_ptr<const Dataset> data = lf::open_test_split(spec);
+  if (!data) data = open_dataset(spec);  // image folders: their one split
   if (opened.size() >= 8) opened.clear();
   opened[key] = data;
   return data;
