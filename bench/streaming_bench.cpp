@@ -5,8 +5,11 @@
 //
 //   build/bench/streaming_bench [--sizes 512 1024] [--untiled-max 1024] [--parts decode encode]
 //                               [--threads N] [--half] [--recompute] [--band-mb 64]
+//   build/bench/streaming_bench --model RUN [RUN...] [--band-kb 64]
 // --half adds streaming with float16 storage; --recompute adds float16 storage with the
-// full-resolution level recomputed instead of stored.
+// full-resolution level recomputed instead of stored. --model compares instead, in one process,
+// streamed and untiled decode and encode + decode of trained VQGAN / KL runs on a mosaic of their
+// test images (an odd size, so padding is exercised), with bands small enough to cut it in many.
 //
 // Not a Google Benchmark: every case needs a process of its own for its memory high-water mark,
 // and one run per case (the larger ones take minutes) is what the machine allows.
@@ -21,9 +24,13 @@
 
 #include "core/allocator.h"
 #include "core/runtime.h"
+#include "data/dataset_factory.h"
+#include "io/config.h"
 #include "io/safetensors.h"
 #include "models/autoencoder_kl.h"
+#include "models/ldm_autoencoder.h"
 #include "resident_memory.h"
+#include "train/checkpoint.h"
 
 namespace {
 
@@ -35,6 +42,8 @@ struct Args {
   bool half = false;       // also streamed with float16 storage
   bool recompute = false;  // also float16 storage with the full-resolution level recomputed
   int64_t band_mb = 64;
+  std::vector<std::string> models;  // trained VQGAN / KL runs: the exactness table on real weights
+  int64_t band_kb = 64;
   // Child mode: --case PART SIZE MODE OUT
   std::string case_part, case_mode, case_out;
   int64_t case_size = 0;
@@ -132,6 +141,10 @@ Args parse(int argc, char** argv) {
       a.threads = std::stoi(argv[++i]);
     } else if (arg == "--band-mb" && i + 1 < argc) {
       a.band_mb = std::stoll(argv[++i]);
+    } else if (arg == "--model") {
+      a.models = list(i);
+    } else if (arg == "--band-kb" && i + 1 < argc) {
+      a.band_kb = std::stoll(argv[++i]);
     } else if (arg == "--half") {
       a.half = true;
     } else if (arg == "--recompute") {
@@ -149,12 +162,79 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
+// Trained runs: a mosaic of test images, 221 x 283 px (7 x 9 images, cropped to sides that are
+// not multiples of the downsampling factor), decoded and reconstructed untiled and streamed.
+int compare_trained(const Args& a) {
+  std::printf(
+      "Trained runs: streamed against untiled, float32 CPU, %d threads, bands of %lld KiB\n\n"
+      "| run | part | mode | bands of the finest level | time (ms) | PSNR vs untiled (dB) | max "
+      "abs "
+      "diff |\n|---|---|---|---|---|---|---|\n",
+      torch::get_num_threads(), static_cast<long long>(a.band_kb));
+  torch::NoGradGuard no_grad;
+  for (const auto& run : a.models) {
+    auto loaded = lf::load_model(run, torch::kCPU);
+    auto* ldm = dynamic_cast<lf::LdmAutoencoderImpl*>(loaded.model.get());
+    if (!ldm) {
+      std::fprintf(stderr, "streaming_bench: --model needs a VQGAN or KL run, %s is a %s\n",
+                   run.c_str(), loaded.model->kind().c_str());
+      return 1;
+    }
+    ldm->eval();
+    lf::DatasetSpec spec = lf::DatasetSpec::from_config(loaded.config.sub("data"));
+    spec.split = "test";
+    spec.limit = 63;
+    std::vector<int64_t> indices(63);
+    for (int64_t i = 0; i < 63; ++i) indices[static_cast<size_t>(i)] = i;
+    const auto images = lf::open_dataset(spec)->get_batch(indices).images;
+    const int64_t c = images.size(1), s = images.size(2);
+    const auto x = images.reshape({7, 9, c, s, s})
+                       .permute({2, 0, 3, 1, 4})
+                       .reshape({1, c, 7 * s, 9 * s})
+                       .narrow(2, 0, 7 * s - 3)
+                       .narrow(3, 0, 9 * s - 5)
+                       .contiguous();
+    const std::string name = loaded.model->kind() + " " + run + ", " + std::to_string(x.size(2)) +
+                             "x" + std::to_string(x.size(3)) + " px";
+    ldm->set_memory_plan(lf::MemoryPlan());
+    const auto code = ldm->encode(x);
+    const auto decoded = ldm->decode(code);
+    const auto reconstructed = ldm->reconstruct(x);
+    const int64_t rows = decoded.size(2);
+    for (const std::string mode : {"streamed", "streamed_half", "streamed_recompute"}) {
+      const auto options = lf::StreamingOptions()
+                               .band_bytes(a.band_kb << 10)
+                               .half_storage(mode != "streamed")
+                               .recompute_full_resolution(mode == "streamed_recompute");
+      ldm->set_memory_plan(lf::MemoryPlan().stream(true).streaming(options));
+      for (const std::string part : {"decode", "encode + decode"}) {
+        const auto start = std::chrono::steady_clock::now();
+        const auto y = part == "decode" ? ldm->decode(code) : ldm->reconstruct(x);
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                .count();
+        const auto& reference = part == "decode" ? decoded : reconstructed;
+        // Bands of a finest-level convolution (4 c_in + 6 c_out floats per column of a band,
+        // at least 4 rows), as streaming_coder.cpp sizes them.
+        const int64_t row_bytes = 4 * decoded.size(3) * 10 * ldm->ddconfig().ch();
+        const int64_t band_rows = std::max<int64_t>(4, (a.band_kb << 10) / row_bytes);
+        std::printf("| %s | %s | %s | %lld | %.0f | %.1f | %.2e |\n", name.c_str(), part.c_str(),
+                    mode.c_str(), static_cast<long long>((rows + band_rows - 1) / band_rows), ms,
+                    psnr(y, reference), (y - reference).abs().max().item<double>());
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const Args args = parse(argc, argv);
   lf::set_threads(args.threads);
   if (args.case_size > 0) return run_case(args);
+  if (!args.models.empty()) return compare_trained(args);
   std::printf(
       "SD 1.x VAE, random weights, float32 CPU, batch 1, %d threads, one run per case, bands of "
       "%lld MiB\n\n| part | size | mode | time (s) | x untiled | peak RSS (MB) | RSS before (MB) | "

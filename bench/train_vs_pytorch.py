@@ -6,10 +6,24 @@ reads the resolved model options it prints, builds the same network in PyTorch (
 python3-torch, same threads, same batch, same Fashion-MNIST batches from memory) and times the
 same steps. Prints a table with the ratio ours / PyTorch (> 1 means we are faster).
 
+The VQGAN and KL configs are measured twice: before disc_start (reconstruction and codebook / KL
+terms only) and from disc_start on (the adversarial term with its adaptive weight, which takes two
+extra gradient evaluations at the last layer, then the discriminator's own step on the detached
+reconstruction). Their PyTorch side is the reference code itself: taming's VQModel and ldm's
+AutoencoderKL (Encoder, Decoder, VectorQuantizer2, DiagonalGaussianDistribution) and taming's
+NLayerDiscriminator with its weights_init, imported from the checkouts named by LF_TAMING_DIR and
+LF_LDM_DIR as scripts/make_ldm_fixtures.py does; the loss is taming's VQLPIPSWithDiscriminator /
+ldm's LPIPSWithDiscriminator formula written out here (their modules import torchvision for LPIPS,
+which is off in these configs), in a plain loop that, like ours, runs the autoencoder once per
+step and skips the discriminator pass before disc_start (the Lightning loop of the originals runs
+the autoencoder once per optimizer, twice per step: slower than this reference).
+
   /usr/bin/python3 bench/train_vs_pytorch.py [--binary build/latentforge] [--steps 30] [--threads N]
 """
 import argparse
+import contextlib
 import gzip
+import io
 import json
 import os
 import subprocess
@@ -21,7 +35,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-CONFIGS = ["configs/vqvae_fashion.yaml", "configs/vae_fashion.yaml", "configs/ae_fashion.yaml"]
+CONFIGS = ["configs/vqvae_fashion.yaml", "configs/vae_fashion.yaml", "configs/ae_fashion.yaml",
+           "configs/vqgan_fashion.yaml", "configs/kl_fashion.yaml"]
+GAN_KINDS = ("vqgan", "autoencoder_kl")
 FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
@@ -164,8 +180,81 @@ class SeedVAE(nn.Module):
         return F.mse_loss(y, x) + self.kl_weight * kl
 
 
+_REFERENCE = None
+
+
+def reference_classes():
+    """taming's VQModel, ldm's AutoencoderKL and taming's NLayerDiscriminator + weights_init."""
+    global _REFERENCE
+    if _REFERENCE is None:
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+        import make_ldm_fixtures  # noqa: E402  (the reference import with its documented stubs)
+        vq_model, autoencoder_kl, _, _ = make_ldm_fixtures.import_reference()
+        import importlib
+        disc = importlib.import_module("taming.modules.discriminator.model")
+        _REFERENCE = (vq_model, autoencoder_kl, disc.NLayerDiscriminator, disc.weights_init)
+    return _REFERENCE
+
+
+class ReferenceGAN(nn.Module):
+    """taming VQModel / ldm AutoencoderKL with the loss of VQLPIPSWithDiscriminator /
+    LPIPSWithDiscriminator (pixel L1, LPIPS off, hinge, adaptive weight)."""
+
+    def __init__(self, o):
+        super().__init__()
+        vq_model, autoencoder_kl, discriminator, weights_init = reference_classes()
+        loss, identity = o["loss"], {"target": "torch.nn.Identity"}
+        self.kl = o["type"] == "autoencoder_kl"
+        if self.kl:
+            self.ae = autoencoder_kl(o["ddconfig"], identity, o["embed_dim"])
+            self.logvar = nn.Parameter(torch.ones(()) * loss["logvar_init"])
+        else:
+            self.ae = vq_model(o["ddconfig"], identity, o["n_embed"], o["embed_dim"])
+        self.discriminator = discriminator(input_nc=loss["disc_in_channels"], ndf=loss["disc_ndf"],
+                                           n_layers=loss["disc_num_layers"],
+                                           use_actnorm=loss["use_actnorm"]).apply(weights_init)
+        self.o, self.step = loss, 0
+
+    def generator_parameters(self):
+        return [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]
+
+    def adaptive_weight(self, nll_loss, g_loss):
+        last = self.ae.get_last_layer()
+        nll_grads = torch.autograd.grad(nll_loss, last, retain_graph=True)[0]
+        g_grads = torch.autograd.grad(g_loss, last, retain_graph=True)[0]
+        d_weight = torch.norm(nll_grads) / (torch.norm(g_grads) + 1e-4)
+        return torch.clamp(d_weight, 0.0, 1e4).detach() * self.o["disc_weight"]
+
+    def loss(self, x):
+        adversarial = self.step >= self.o["disc_start"]
+        if self.kl:
+            xrec, posterior = self.ae(x)
+            rec = torch.abs(x.contiguous() - xrec.contiguous()) * self.o["pixel_weight"]
+            nll_loss = torch.sum(rec / torch.exp(self.logvar) + self.logvar) / x.shape[0]
+            loss = nll_loss + self.o["kl_weight"] * torch.sum(posterior.kl()) / x.shape[0]
+        else:
+            xrec, qloss = self.ae(x)
+            rec = torch.abs(x.contiguous() - xrec.contiguous()) * self.o["pixel_weight"]
+            nll_loss = torch.mean(rec)
+            loss = nll_loss + self.o["codebook_weight"] * qloss.mean()
+        if adversarial:
+            g_loss = -torch.mean(self.discriminator(xrec.contiguous()))
+            loss = loss + self.adaptive_weight(nll_loss, g_loss) * self.o["disc_factor"] * g_loss
+        self.xrec = xrec
+        return loss
+
+    def discriminator_loss(self, x):
+        logits_real = self.discriminator(x.contiguous().detach())
+        logits_fake = self.discriminator(self.xrec.contiguous().detach())
+        d_loss = 0.5 * (torch.mean(F.relu(1. - logits_real)) + torch.mean(F.relu(1. + logits_fake)))
+        return self.o["disc_factor"] * d_loss
+
+
 def build(model_options):
     kind = model_options["type"]
+    if kind in GAN_KINDS:
+        with contextlib.redirect_stdout(io.StringIO()):  # the reference prints its shapes
+            return ReferenceGAN(model_options)
     if kind == "vqvae":
         return VQVAE(model_options)
     if kind == "ae":
@@ -175,10 +264,12 @@ def build(model_options):
     raise SystemExit(f"train_vs_pytorch.py: no PyTorch mirror for {kind} {model_options.get('variant', '')}")
 
 
-def fashion_batches(batch):
+def fashion_batches(batch, size=28):
     with gzip.open(FASHION, "rb") as f:
         data = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)
     images = torch.from_numpy(data.copy()).float().div_(127.5).sub_(1.0)
+    if size != 28:  # resized once here, not per batch: in the reference's favour
+        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     generator = torch.Generator().manual_seed(0)
     while True:
         perm = torch.randperm(images.shape[0], generator=generator)
@@ -186,16 +277,34 @@ def fashion_batches(batch):
             yield images[perm[i:i + batch]]
 
 
-def time_pytorch(model_options, batch, steps, warmup):
+def time_pytorch(ours, steps, warmup):
+    model_options, batch = ours["model"], ours["batch_size"]
     model = build(model_options).train()
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    batches = fashion_batches(batch)
+    gan = isinstance(model, ReferenceGAN)
+    params = model.generator_parameters() if gan else model.parameters()
+    opt = torch.optim.Adam([p for p in params if p.requires_grad], lr=1e-4)
+    disc_opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-4) if gan else None
+    if gan:
+        model.step = ours["step"]
+    size = model_options.get("ddconfig", {}).get("resolution", 28)
+    batches = fashion_batches(batch, size)
+    grad_clip = ours.get("grad_clip", 0)
 
     def step():
         x = next(batches)  # a fancy-index copy per batch, as a DataLoader without workers would do
         opt.zero_grad(set_to_none=False)
+        if gan:  # no discriminator gradients in the generator's backward (Lightning's toggle)
+            model.discriminator.requires_grad_(False)
         model.loss(x).backward()
+        if gan:
+            model.discriminator.requires_grad_(True)
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(opt.param_groups[0]["params"], grad_clip)
         opt.step()
+        if gan and ours["discriminator"]:
+            disc_opt.zero_grad(set_to_none=False)
+            model.discriminator_loss(x).backward()
+            disc_opt.step()
 
     for _ in range(warmup):
         step()
@@ -217,21 +326,35 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
-    rows = []
+    runs = []
     for config in args.configs:
-        out = subprocess.run([args.binary, "--threads", str(args.threads), "--log-level", "warn", "bench", "train",
-                              "--config", config, "--steps", str(args.steps), "--warmup", str(args.warmup)],
-                             check=True, capture_output=True, text=True).stdout
+        with open(config) as f:
+            gan = any(line.split("#")[0].strip() in (f"type: {k}" for k in GAN_KINDS) for line in f)
+        if not gan:
+            runs.append((config, 0, os.path.basename(config)))
+            continue
+        runs.append((config, 0, os.path.basename(config) + ", before disc_start"))
+        runs.append((config, None, os.path.basename(config) + ", with discriminator"))
+
+    rows = []
+    for config, step, name in runs:
+        command = [args.binary, "--threads", str(args.threads), "--log-level", "error", "bench", "train",
+                   "--config", config, "--steps", str(args.steps), "--warmup", str(args.warmup)]
+        if step is None:  # the discriminator's start, read from what the model resolved
+            probe = json.loads(subprocess.run(command[:-4] + ["--steps", "1", "--warmup", "0"], check=True,
+                                              capture_output=True, text=True).stdout)
+            step = probe["model"]["loss"]["disc_start"]
+        out = subprocess.run(command + ["--step", str(step)], check=True, capture_output=True, text=True).stdout
         ours = json.loads(out)
         # PyTorch at the same thread count and at one thread: on some machines (OpenBLAS's own
         # threads under OpenMP) one thread is faster; the ratio is taken against the better one.
         ref = {}
         for threads in sorted({args.threads, 1}):
             torch.set_num_threads(threads)
-            ref[threads] = time_pytorch(ours["model"], ours["batch_size"], args.steps, args.warmup)
+            ref[threads] = time_pytorch(ours, args.steps, args.warmup)
         torch.set_num_threads(args.threads)
         best = max(ref, key=lambda t: ref[t][0])
-        rows.append((os.path.basename(config), ours["batch_size"], ours["images_per_s"], ours["step_ms"],
+        rows.append((name, ours["batch_size"], ours["images_per_s"], ours["step_ms"],
                      ref[args.threads][0], ref[1][0], ref[best][0]))
 
     print(f"training throughput, {args.threads} threads, torch {torch.__version__} (PyTorch reference in the same run)")

@@ -1,8 +1,11 @@
 // `latentforge bench train`: training throughput of a config's model (images/s), measured the way
-// the trainer runs (data loader, forward, backward, Adam step), printed as JSON so that
-// bench/train_vs_pytorch.py can put it beside the PyTorch reference.
+// the trainer runs (data loader, forward, backward, gradient clipping as the config asks, Adam
+// step; for a VQGAN / KL model past disc_start also the discriminator's own step on the detached
+// reconstruction), printed as JSON so that bench/train_vs_pytorch.py can put it beside the
+// PyTorch reference.
 #include <chrono>
 #include <cstdio>
+#include <optional>
 
 #include "cli.h"
 #include "core/runtime.h"
@@ -21,6 +24,7 @@ struct BenchTrainOptions {
   int64_t batch_size = 0;  // 0: the config's
   int64_t steps = 30;
   int64_t warmup = 5;
+  int64_t step = 0;  // the training step the model is told (GAN models: past disc_start or not)
   std::string out;
 };
 
@@ -39,14 +43,38 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
   loader_options.batch_size = batch_size;
   loader_options.seed = globals.seed;
   DataLoader loader(open_dataset(spec), loader_options);
-  torch::optim::Adam optimizer(model->parameters(), torch::optim::AdamOptions(1e-4));
+  // As the trainer: the discriminator (if any) has its own optimizer and no gradients during the
+  // generator's backward.
+  std::vector<torch::Tensor> disc_params = model->discriminator_parameters(), gen_params;
+  for (auto& p : model->parameters()) {
+    bool is_disc = false;
+    for (const auto& d : disc_params) is_disc = is_disc || d.is_same(p);
+    if (p.requires_grad() && !is_disc) gen_params.push_back(p);
+  }
+  torch::optim::Adam optimizer(gen_params, torch::optim::AdamOptions(1e-4));
+  std::optional<torch::optim::Adam> disc_optimizer;
+  if (!disc_params.empty()) disc_optimizer.emplace(disc_params, torch::optim::AdamOptions(1e-4));
+  const double grad_clip = config.get<double>("train.grad_clip", 0.0);
+  model->set_step(o.step);
+  const bool adversarial = disc_optimizer && model->discriminator_active(o.step);
 
   auto step = [&] {
     const auto x = loader.next().images.to(device);
     optimizer.zero_grad();
-    auto out = model->train_step(x);
-    out.loss.backward();
+    TrainOutput out;
+    {
+      for (auto& p : disc_params) p.requires_grad_(false);
+      out = model->train_step(x);
+      out.loss.backward();
+      for (auto& p : disc_params) p.requires_grad_(true);
+    }
+    if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(gen_params, grad_clip);
     optimizer.step();
+    if (adversarial) {
+      disc_optimizer->zero_grad();
+      model->discriminator_step(x, out.reconstruction.detach()).loss.backward();
+      disc_optimizer->step();
+    }
     if (device.is_cuda()) out.loss.item<float>();  // wait for the GPU
   };
   for (int64_t i = 0; i < o.warmup; ++i) step();
@@ -57,6 +85,9 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
 
   Json result = {{"model", model_config_json(*model)},
                  {"batch_size", batch_size},
+                 {"step", o.step},
+                 {"discriminator", adversarial},
+                 {"grad_clip", grad_clip},
                  {"steps", o.steps},
                  {"threads", torch::get_num_threads()},
                  {"device", device.str()},
@@ -85,6 +116,12 @@ void register_bench(CLI::App& app, const GlobalOptions& globals) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   train->add_option("--warmup", o->warmup, "untimed steps first")->capture_default_str();
+  train
+      ->add_option("--step", o->step,
+                   "the training step the model is told (a VQGAN / KL model trains its "
+                   "discriminator too from disc_start on)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   train->add_option("-o,--out", o->out, "also write the JSON here");
   train->callback([o, &globals] { run_bench_train(*o, globals); });
 }

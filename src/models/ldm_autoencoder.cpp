@@ -57,9 +57,12 @@ torch::Tensor LdmAutoencoderImpl::encode_moments(const torch::Tensor& x) {
   check_image(x, ddconfig_.in_channels(), 1, (kind() + "::encode").c_str());
   const auto padded = pad_to_factor(x, factor());
   if (!tiling_.enabled()) {
-    const auto streaming = choose_streaming("encode", [&](const StreamingOptions& o) {
-      return estimate_encode_memory(*encoder, padded.sizes(), o);
-    });
+    const auto streaming = choose_streaming(
+        "encode",
+        [&](const StreamingOptions& o) {
+          return estimate_encode_memory(*encoder, padded.sizes(), o);
+        },
+        encode_needs_float32_storage());
     if (streaming) return quant_conv(streamed_encode(*encoder, padded, *streaming));
   }
   const auto run = [this](const torch::Tensor& tile) { return quant_conv(encoder(tile)); };
@@ -110,32 +113,45 @@ std::vector<std::string> LdmAutoencoderImpl::take_plan_notes() {
 }
 
 std::optional<StreamingOptions> LdmAutoencoderImpl::choose_streaming(
-    const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate) {
+    const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate,
+    bool float32_only) {
   if (torch::GradMode::is_enabled()) return std::nullopt;  // training: the modules' own forward
-  if (plan_.stream()) return plan_.streaming();
+  const char* why_float32 =
+      "float32 storage: float16 maps before the quantizer would change near-tie codes";
+  if (plan_.stream()) {
+    auto options = plan_.streaming();
+    if (float32_only && options.half_storage()) {
+      options.half_storage(false);
+      plan_notes_.push_back(fmt::format("{}: {}", what, why_float32));
+    }
+    return options;
+  }
   const int64_t bound = plan_.max_bytes();
   if (bound <= 0) return std::nullopt;
   auto options = plan_.streaming();
+  if (float32_only) options.half_storage(false);
   // Bands of 1/32 of the bound: the measured peaks (docs/results.md) used 32 MiB bands.
   options.band_bytes(std::min(options.band_bytes(), std::max<int64_t>(bound / 32, 1 << 20)));
   const CoderMemory m = estimate(options);
   if (m.untiled <= bound) return std::nullopt;
   // Cheapest first: float32 maps; float16 maps (about 80 dB); the full-resolution level
-  // recomputed rather than stored (more compute, exact to float16 storage of the rest).
+  // recomputed rather than stored (more compute, exact to the storage of the rest). Without
+  // float16: float32 maps, then the full-resolution level recomputed.
   int64_t need = m.streamed;
-  if (need > bound) {
+  if (need > bound && !float32_only) {
     options.half_storage(true);
     need = m.streamed_half;
   }
   if (need > bound) {
     options.recompute_full_resolution(true);
-    need = m.streamed_recompute;
+    need = float32_only ? m.streamed_recompute_f32 : m.streamed_recompute;
   }
   const auto gb = [](int64_t bytes) { return static_cast<double>(bytes) / (1 << 30); };
   plan_notes_.push_back(fmt::format(
-      "{}: streamed in row bands{}{} (exact; about {:.2f} GiB of activations, untiled would need "
-      "about {:.2f} GiB, the bound is {:.2f} GiB)",
+      "{}: streamed in row bands{}{}{} (exact; about {:.2f} GiB of activations, untiled would "
+      "need about {:.2f} GiB, the bound is {:.2f} GiB)",
       what, options.half_storage() ? " with float16 storage" : "",
+      float32_only ? std::string(" with ") + why_float32 : std::string(),
       options.recompute_full_resolution() ? ", full-resolution level recomputed" : "", gb(need),
       gb(m.untiled), gb(bound)));
   return options;

@@ -87,8 +87,13 @@ class LdmAutoencoderImpl : public AutoencoderImpl {
 
  private:
   // Streaming options for one call, or none to run whole; `estimate` gives the memory estimate.
+  // Whether streamed encoding must keep its maps in float32 (VQGAN: its codes are an argmin over
+  // the encoder's output, and float16 storage of the maps before it flips near-tie codes).
+  virtual bool encode_needs_float32_storage() const { return false; }
+  // float32_only: never float16 storage (a plan asking for it is overridden, with a note).
   std::optional<StreamingOptions> choose_streaming(
-      const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate);
+      const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate,
+      bool float32_only = false);
 
   LdmCoderOptions ddconfig_;
   TileOptions tiling_;

@@ -762,6 +762,7 @@ CoderMemory estimate(const std::vector<Step>& steps, bool decoder, torch::IntArr
   // Recomputed full-resolution level: the map before it and its output (float16 storage).
   const auto [first, last] = full_resolution_steps(steps, decoder);
   int64_t whole_max = bytes(s), peak = 0, peak_half = 0, peak_recompute = 0, stored = bytes(s);
+  int64_t peak_recompute_f32 = 0;
   int64_t before_level = 0;
   bool attention = false;
   for (size_t i = 0; i < steps.size(); ++i) {
@@ -775,13 +776,18 @@ CoderMemory estimate(const std::vector<Step>& steps, bool decoder, torch::IntArr
       attention = attention || step.kind == StepKind::attn;
       peak = std::max(peak, maps + keys_values);
       peak_half = std::max(peak_half, maps / 2 + keys_values);
-      if (i < first || i >= last) peak_recompute = std::max(peak_recompute, maps / 2 + keys_values);
+      if (i < first || i >= last) {
+        peak_recompute = std::max(peak_recompute, maps / 2 + keys_values);
+        peak_recompute_f32 = std::max(peak_recompute_f32, maps + keys_values);
+      }
       stored = bytes(next);
     }
-    if (i + 1 == last)
+    if (i + 1 == last) {
       peak_recompute =
           std::max(peak_recompute,
                    before_level / 2 + (step.kind == StepKind::out ? bytes(next) : bytes(next) / 2));
+      peak_recompute_f32 = std::max(peak_recompute_f32, before_level + bytes(next));
+    }
     s = next;
   }
   const int64_t band = 2 * options.band_bytes() + 8 * largest_conv3x3_weight(steps);
@@ -795,6 +801,8 @@ CoderMemory estimate(const std::vector<Step>& steps, bool decoder, torch::IntArr
   // together take about one band.
   m.streamed_recompute =
       first == last ? m.streamed_half : peak_recompute + band + options.band_bytes() + output;
+  m.streamed_recompute_f32 =
+      first == last ? m.streamed : peak_recompute_f32 + band + options.band_bytes() + output;
   return m;
 }
 

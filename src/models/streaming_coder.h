@@ -42,10 +42,11 @@ torch::Tensor streamed_encode(LdmEncoderImpl& encoder, const torch::Tensor& x,
 // Estimated peak bytes of activations (weights excluded) of one call on an input of this shape
 // (decode: the latent [N, z, h, w]; encode: the image [N, C, H, W]).
 struct CoderMemory {
-  int64_t untiled = 0;             // the module's own forward
-  int64_t streamed = 0;            // streamed with fp32 storage
-  int64_t streamed_half = 0;       // streamed with fp16 storage
-  int64_t streamed_recompute = 0;  // fp16 storage, full-resolution level recomputed
+  int64_t untiled = 0;                 // the module's own forward
+  int64_t streamed = 0;                // streamed with fp32 storage
+  int64_t streamed_half = 0;           // streamed with fp16 storage
+  int64_t streamed_recompute = 0;      // fp16 storage, full-resolution level recomputed
+  int64_t streamed_recompute_f32 = 0;  // fp32 storage, full-resolution level recomputed
 };
 CoderMemory estimate_decode_memory(LdmDecoderImpl& decoder, torch::IntArrayRef latent_shape,
                                    const StreamingOptions& options = {});

@@ -220,5 +220,37 @@ TEST(LdmAutoencoder, MemoryBoundChoosesStreamingAndSaysSo) {
   test::expect_error([&] { kl->set_memory_plan(MemoryPlan().max_bytes(-1)); }, "max_bytes");
 }
 
+// A VQGAN's codes are an argmin over the encoder's output: its streamed encoder keeps float32
+// maps whatever the plan says (float16 ones changed codes of a trained model), its decoder not.
+TEST(LdmAutoencoder, VqganEncoderNeverStoresFloat16) {
+  torch::manual_seed(5);
+  auto model = tiny("vqgan");
+  auto* vq = dynamic_cast<LdmAutoencoderImpl*>(model.get());
+  vq->eval();
+  torch::NoGradGuard no_grad;
+  const auto x = test::smooth_images(1, 1, 32, 32);
+  const auto moments = vq->encode_moments(x);
+  const double scale = moments.abs().max().item<double>();
+  const auto half = StreamingOptions().band_bytes(1).half_storage(true);
+  for (const auto& plan :
+       {MemoryPlan().max_bytes(1000), MemoryPlan().stream(true).streaming(half)}) {
+    vq->set_memory_plan(plan);
+    // float32 round-off; float16 storage is about 1e-3 of the scale
+    EXPECT_LT((vq->encode_moments(x) - moments).abs().max().item<double>(), 1e-5 * scale);
+    vq->decode_latents(moments);
+    const auto notes = vq->take_plan_notes();
+    ASSERT_EQ(notes.size(), plan.stream() ? 1u : 2u);
+    EXPECT_NE(notes[0].find("encode"), std::string::npos) << notes[0];
+    EXPECT_NE(notes[0].find("float32 storage"), std::string::npos) << notes[0];
+    EXPECT_EQ(notes[0].find("float16 storage"), std::string::npos) << notes[0];
+    if (!plan.stream()) {
+      EXPECT_NE(notes[0].find("full-resolution level recomputed"), std::string::npos) << notes[0];
+      EXPECT_NE(notes[1].find("decode: streamed in row bands with float16 storage"),
+                std::string::npos)
+          << notes[1];
+    }
+  }
+}
+
 }  // namespace
 }  // namespace lf
