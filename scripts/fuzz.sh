@@ -41,13 +41,13 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O1" >/dev/null
 fi
 if [ "$target" = all ]; then run=("${targets[@]}"); else run=("$target"); fi
-ninja -C "$BUILD" fuzz_make_seeds "${run[@]/#/fuzz_}"
+# Several fuzz.sh may run at once (one target per core): one builds at a time, each has its seeds.
+flock "$BUILD/.build.lock" ninja -C "$BUILD" fuzz_make_seeds "${run[@]/#/fuzz_}"
 
 # Seeds: the fixtures of each kind, small enough for the input size limit.
 max_len=131072
-seeds=$BUILD/seeds
-rm -rf "$seeds"
-mkdir -p "$seeds"
+seeds=$(mktemp -d "$BUILD/seeds.XXXXXX")
+trap 'rm -rf "$seeds"' EXIT
 "$BUILD/fuzz/fuzz_make_seeds" "$seeds"
 add() {  # add KIND FILES...: copies the files under max_len bytes into seeds/KIND
   local kind=$1

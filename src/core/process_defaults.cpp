@@ -1,5 +1,5 @@
 // Process start-up defaults, compiled into every executable (CMakeLists.txt: an INTERFACE source of
-// latentforge_lib): the allocator's settings and OpenMP's wait policy. Both are read by their
+// lf_program): the allocator's settings and OpenMP's wait policy. Both are read by their
 // libraries before main() runs, so they cannot be set from the library's functions.
 #include <unistd.h>
 
@@ -15,33 +15,43 @@ extern "C" {
 __attribute__((used)) const char* malloc_conf = "dirty_decay_ms:-1,muzzy_decay_ms:-1";
 }
 
+// OpenMP threads that wait spin for a short while only, unless the user chose a policy. After each
+// parallel region libgomp's threads spin 300 k iterations (a few ms) before they sleep; with
+// another process busy on a core the spinning thread holds that core while the one it waits for is
+// descheduled. Never spinning (OMP_WAIT_POLICY=PASSIVE) costs 10-15% when the machine is idle
+// (every region then wakes sleeping threads) and 45% next to niced background work; 30 k
+// iterations keeps the idle speed and most of passive's gain under load (docs/results.md,
+// bench/contention_bench). libgomp reads GOMP_SPINCOUNT / OMP_WAIT_POLICY once, with getenv, in
+// its own initialiser, and has no API to change them afterwards.
+//
+// So the program defines getenv: the dynamic linker binds every library's getenv to the
+// executable's definition first (as jemalloc's malloc replaces glibc's), libgomp's included, and
+// this one answers "30000" for GOMP_SPINCOUNT when neither it nor OMP_WAIT_POLICY is set, and
+// reads the environment unchanged otherwise. Nothing is written into the environment, so child
+// processes (the benchmarks' Python references) get the user's. Tried before and wrong: setenv
+// from .preinit_array (libc's initialiser then resets the environment to the one the process
+// started with: libgomp kept spinning 300 k, and an earlier test took libgomp's display of an unset
+// policy as "PASSIVE" for success) and from a library's initialiser (the loader initialises
+// libgomp among the first libraries, before any of ours). tests/core/process_defaults_test.cpp
+// checks the spin count libgomp ends up with.
+extern "C" char** environ;
+
 namespace {
 
-bool set_wait_policy = false;
+constexpr char kDefaultSpinCount[] = "30000";
 
-// OpenMP threads that finish a parallel region spin (libgomp: 300 k iterations) before sleeping;
-// with another process busy on a core the spinning thread holds that core while the one it waits
-// for is descheduled (training fell from 1.5 to 0.4 step/s). PASSIVE sleeps at once. libgomp reads
-// the variable in its own constructor, which runs before any of ours, hence .preinit_array (run by
-// the dynamic loader before every library's initialiser). A user's own setting wins. `environ` is
-// not set up yet at that point: read envp, and let setenv extend a copy of it.
-void choose_omp_wait_policy(int, char**, char** envp) {
-  for (char** e = envp; e && *e; ++e)
-    if (std::strncmp(*e, "OMP_WAIT_POLICY=", 16) == 0 ||
-        std::strncmp(*e, "GOMP_SPINCOUNT=", 15) == 0)
-      return;
-  if (!environ) environ = envp;
-  set_wait_policy = setenv("OMP_WAIT_POLICY", "PASSIVE", 0) == 0;
-}
-
-__attribute__((section(".preinit_array"),
-               used)) void (*const preinit_wait_policy)(int, char**,
-                                                        char**) = &choose_omp_wait_policy;
-
-// libgomp has read it by now (libc has usually restored envp already); child processes, such as
-// the Python reference of the benchmarks, must get the user's environment unchanged.
-__attribute__((constructor)) void restore_environment() {
-  if (set_wait_policy) unsetenv("OMP_WAIT_POLICY");
+const char* find_variable(const char* name) {
+  const size_t length = std::strlen(name);
+  for (char** e = environ; e && *e; ++e)
+    if (std::strncmp(*e, name, length) == 0 && (*e)[length] == '=') return *e + length + 1;
+  return nullptr;
 }
 
 }  // namespace
+
+extern "C" __attribute__((visibility("default"), used)) char* getenv(const char* name) noexcept {
+  const char* value = find_variable(name);
+  if (!value && std::strcmp(name, "GOMP_SPINCOUNT") == 0 && !find_variable("OMP_WAIT_POLICY"))
+    return const_cast<char*>(kDefaultSpinCount);
+  return const_cast<char*>(value);
+}
