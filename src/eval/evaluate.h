@@ -16,9 +16,12 @@ struct EvalResult {
   double code_entropy = 0;    // nats
   double code_perplexity = 0;
   int64_t unused_codes = 0;
+  int64_t processes = 1;  // ranks that shared the work (data-parallel runs)
   Json to_json() const;
 };
 
+// In a data-parallel run (core/collectives.h active) every rank must call it: each evaluates every
+// world_size-th batch and the sums are reduced, so every rank returns the whole split's result.
 EvalResult evaluate(AutoencoderImpl& model, const Dataset& data, torch::Device device,
                     int64_t batch_size = 256, int64_t limit = 0);
 

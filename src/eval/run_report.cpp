@@ -56,9 +56,14 @@ void plot_training_curves(const std::string& log_path, const std::string& out_pa
 
 Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const Dataset& test_data,
                       torch::Device device, int64_t eval_limit) {
+  return write_run_report(run_dir, model, test_data, device,
+                          evaluate(model, test_data, device, 256, eval_limit));
+}
+
+Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const Dataset& test_data,
+                      torch::Device device, const EvalResult& result) {
   torch::NoGradGuard no_grad;
   model.eval();
-  const EvalResult result = evaluate(model, test_data, device, 256, eval_limit);
   Json metrics = result.to_json();
   metrics["split"] = test_data.describe();
   metrics["model"] = model.kind();

@@ -9,6 +9,10 @@ namespace lf {
 
 Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const Dataset& test_data,
                       torch::Device device, int64_t eval_limit = 0);
+// The same with the evaluation already done (a data-parallel run evaluates on every rank, then
+// rank 0 writes).
+Json write_run_report(const std::string& run_dir, AutoencoderImpl& model, const Dataset& test_data,
+                      torch::Device device, const EvalResult& result);
 
 // Reads log.jsonl and plots every loss-like key against the step.
 void plot_training_curves(const std::string& log_path, const std::string& out_path);

@@ -35,7 +35,7 @@ DatasetPtr test_or_train(const DatasetSpec& spec, const DatasetPtr& train_data) 
 // metrics.json and the pictures of a finished run; returns the metrics.
 Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Config& config,
                   const DatasetPtr& train_data, const std::optional<PriorStages>& stages,
-                  const TrainingRequest& r, uint64_t seed) {
+                  const TrainingRequest& r, uint64_t seed, const std::optional<EvalResult>& done) {
   const std::string& run_dir = outcome.run_dir;
   const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
@@ -56,7 +56,9 @@ Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Con
     spdlog::info("{}: no report for a {} model", run_dir, model->kind());
     return nullptr;
   }
-  const Json metrics = write_run_report(run_dir, *autoencoder, *test_data, r.device, r.eval_limit);
+  const Json metrics =
+      done ? write_run_report(run_dir, *autoencoder, *test_data, r.device, *done)
+           : write_run_report(run_dir, *autoencoder, *test_data, r.device, r.eval_limit);
   outcome.files.insert(outcome.files.end(),
                        {"metrics.json", "reconstructions.png", "training_curves.png"});
   if (metrics.contains("codebook")) outcome.files.push_back("codebook_usage.png");
@@ -175,14 +177,23 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     outcome.stopped = true;
     return outcome;
   }
-  if (!root) return outcome;  // rank 0 saves the weights and writes the report
   trainer.apply_ema();
+  // A data-parallel run evaluates an autoencoder on every rank, each on its share of the test
+  // batches, reduced (eval/evaluate.h); rank 0 then writes. Priors' sample reports and the
+  // classifier's evaluation run on rank 0 alone.
+  std::optional<EvalResult> evaluated;
+  if (parallel && r.report)
+    if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model))
+      evaluated =
+          evaluate(*autoencoder, *test_or_train(spec, train_data), r.device, 256, r.eval_limit);
+  if (!root) return outcome;  // rank 0 saves the weights and writes the report
   require_finite(module_state(*model), run_dir + "/model.safetensors");
   save_module_safetensors(*model, run_dir + "/model.safetensors");
   outcome.files.push_back("model.safetensors");
 
   if (r.report)
-    outcome.metrics = write_report(outcome, model, resolved, train_data, stages, r, seed);
+    outcome.metrics =
+        write_report(outcome, model, resolved, train_data, stages, r, seed, evaluated);
   return outcome;
 }
 

@@ -142,6 +142,38 @@ TEST_F(TrainDistributed, TwoAndThreeProcessesMatchOneWithTheSameGlobalBatch) {
   }
 }
 
+// The report's evaluation is split over the ranks (every other batch of 256 test images here) and
+// reduced: it equals a one-process `eval` of the saved weights on the same images (one thread, as
+// each of the two ranks on this 2-core machine, so that the codes come out the same).
+TEST_F(TrainDistributed, EvaluationIsSplitOverTheRanksAndReduced) {
+  const std::string root = distributed_root("eval");
+  const std::string config = distributed_config(root);
+  const std::string run = root + "/n2";
+  const auto trained = lf::test::run_cli("train --nproc 2 --config " + config + " --out " + run +
+                                         " --eval-limit 300");
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  const auto single = lf::test::run_cli("--threads 1 eval --model " + run + " --limit 300 --out " +
+                                        root + "/single.json");
+  ASSERT_EQ(single.code, 0) << single.output;
+  const auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return lf::Json::parse(in);
+  };
+  const auto reduced = read(run + "/metrics.json"), alone = read(root + "/single.json");
+  EXPECT_EQ(reduced["images"], 300);
+  EXPECT_EQ(reduced["processes"], 2);  // both ranks evaluated, each its share
+  EXPECT_EQ(alone["images"], 300);
+  EXPECT_FALSE(alone.contains("processes"));
+  for (const char* key : {"mse", "psnr", "ssim"})
+    EXPECT_NEAR(reduced[key].get<double>(), alone[key].get<double>(),
+                1e-6 * std::abs(alone[key].get<double>()))
+        << key;
+  // Code counts add up exactly.
+  EXPECT_EQ(reduced["codebook"]["unused_codes"], alone["codebook"]["unused_codes"]);
+  EXPECT_DOUBLE_EQ(reduced["codebook"]["perplexity"].get<double>(),
+                   alone["codebook"]["perplexity"].get<double>());
+}
+
 // Two ranks started by hand (as torchrun would), rank 1 then killed (SIGKILL) or hung (SIGSTOP)
 // once the run is under way: rank 0's exit status, its output and how long it took to stop.
 struct FaultOutcome {
