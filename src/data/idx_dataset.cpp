@@ -177,7 +177,11 @@ Batch IdxDataset::get_batch(const std::vector<int64_t>& indices) const {
   auto images = images_.index_select(0, index).to(torch::kFloat32).div_(127.5).sub_(1.0);
   auto labels = labels_.numel() > 0 ? labels_.index_select(0, index)
                                     : torch::full({index.size(0)}, -1, torch::kInt64);
-  return {images, labels, index};
+  Batch batch;
+  batch.images = images;
+  batch.labels = labels;
+  batch.indices = index;
+  return batch;
 }
 
 std::vector<std::string> IdxDataset::class_names() const {

@@ -82,14 +82,14 @@ class LdmAutoencoderImpl : public AutoencoderImpl {
   AutoencoderGANLoss& training_loss();
   // Training images must be whole multiples of the factor (the loss compares same-size images).
   void check_training_image(const torch::Tensor& x);
+  // Whether streamed encoding must keep its maps in float32 (VQGAN: its codes are an argmin over
+  // the encoder's output, and float16 storage of the maps before it flips near-tie codes).
+  virtual bool encode_needs_float32_storage() const { return false; }
 
   int64_t step_ = 0;
 
  private:
-  // Streaming options for one call, or none to run whole; `estimate` gives the memory estimate.
-  // Whether streamed encoding must keep its maps in float32 (VQGAN: its codes are an argmin over
-  // the encoder's output, and float16 storage of the maps before it flips near-tie codes).
-  virtual bool encode_needs_float32_storage() const { return false; }
+  // Streaming options for one call, or none to run whole; `estimate` gives the memory estimate;
   // float32_only: never float16 storage (a plan asking for it is overridden, with a note).
   std::optional<StreamingOptions> choose_streaming(
       const char* what, const std::function<CoderMemory(const StreamingOptions&)>& estimate,

@@ -55,11 +55,12 @@ class VQGANImpl : public LdmAutoencoderImpl {
 
   const VQGANOptions& options() const { return options_; }
 
+  VectorQuantizer quantize{nullptr};  // "quantize.embedding.weight"
+
+ protected:
   // Measured on a trained Fashion-MNIST VQGAN: float16 storage of the streamed encoder's maps
   // changed codes, 58-62 dB for encode + decode against untiled (docs/results.md).
   bool encode_needs_float32_storage() const override { return true; }
-
-  VectorQuantizer quantize{nullptr};  // "quantize.embedding.weight"
 
  private:
   VQGANOptions options_;

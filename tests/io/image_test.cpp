@@ -76,8 +76,6 @@ std::string png_header(uint32_t width, uint32_t height) {
   return bytes;
 }
 
-}  // namespace
-
 TEST_F(ImageTest, PngRoundTripGrayIsExact) {
   const auto image = quantised_random(1, 17, 23);
   lf::save_image(path("gray.png"), image);
@@ -409,3 +407,5 @@ TEST_F(ImageTest, FailedSaveLeavesNoFile) {
   EXPECT_THROW(lf::save_image(path("no_such_dir/x.png"), image), lf::Error);
   EXPECT_EQ(dir_entries(), 1u);
 }
+
+}  // namespace

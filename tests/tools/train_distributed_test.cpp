@@ -274,7 +274,7 @@ TEST_F(TrainDistributed, TorchrunLaunchesItUnchanged) {
   const std::string config = distributed_config(root);
   // The static rendezvous (torchrun's agent serves the store) and the c10d one (--standalone: the
   // workers' rank 0 serves it).
-  for (const std::string mode :
+  for (const std::string& mode :
        {"--nnodes 1 --master_port " + std::to_string(free_port()), std::string("--standalone")}) {
     const std::string run = root + "/run" + std::to_string(mode.size());
     const auto result = lf::test::run_cli_command(
