@@ -304,6 +304,19 @@ TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
                      {"[image::load]", wide, "20000x16", "at most 16384"});
 }
 
+// Found by fuzz/fuzz_image in CI: a JPEG whose entropy-coded data is corrupted so that a marker
+// ends the scan mid-block. stb's bit reader then goes on past the marker with zero bits and at
+// one point shifts a zero by 32 or more (stbi__grow_buffer_unsafe, UBSan "shift exponent 32").
+// The value shifted is always zero there, so the decode is well defined in practice: the file
+// decodes to an image of the size its header states, the lost blocks filled in. fuzz.sh
+// suppresses exactly that report (fuzz/ubsan_suppressions.txt) and seeds the fuzzer with this file.
+TEST_F(ImageTest, HostileJpegWhoseScanEndsMidBlockDecodesWithoutReadingPastIt) {
+  const std::string file = std::string(LF_TEST_DATA_DIR) + "/images/jpeg_scan_past_marker.jpg";
+  const torch::Tensor image = lf::load_image(file);
+  EXPECT_EQ(image.sizes(), (std::vector<int64_t>{3, 32, 32}));
+  EXPECT_TRUE(torch::isfinite(image).all().item<bool>());
+}
+
 // Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
 // or BMP by filling in zeros, so a 744-byte file claiming 4000x4000 decoded to 16M pixels.
 TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
