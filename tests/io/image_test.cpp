@@ -276,7 +276,10 @@ TEST_F(ImageTest, HostileTruncatedPng) {
   ASSERT_GT(bytes.size(), 1000u);
   const std::string cut = path("cut.png");
   write_bytes(cut, bytes.substr(0, bytes.size() / 2));
-  expect_image_error([&] { lf::load_image(cut); }, {"[image::load]", cut, "cannot decode ("});
+  expect_image_error(
+      [&] { lf::load_image(cut); },
+      {"[image::load]", cut, "not a readable image (PNG chunk 'IDAT' at byte 33 claims",
+       std::to_string(bytes.size() / 2 - 41) + " left in the file)"});
   write_bytes(cut, bytes.substr(0, 20));  // cut inside IHDR
   expect_image_error([&] { lf::load_image(cut); },
                      {"[image::load]", cut, "not a readable image ("});
@@ -302,6 +305,25 @@ TEST_F(ImageTest, HostileHugeHeaderRefusedBeforeDecoding) {
   write_bytes(wide, png_header(20000, 16));
   expect_image_error([&] { lf::load_image(wide); },
                      {"[image::load]", wide, "20000x16", "at most 16384"});
+}
+
+// Found by fuzz/fuzz_image: stb sized its IDAT buffer from the chunk's stated length before
+// reading it, so a 137-byte PNG whose IDAT claimed 1.1 GB allocated 2 GB. Refused before stb runs.
+TEST_F(ImageTest, HostilePngChunkLongerThanTheFileIsRefusedBeforeDecoding) {
+  lf::save_image(path("small.png"), torch::zeros({3, 8, 8}));
+  std::string png = lf::read_file(path("small.png"));
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  png.replace(idat - 4, 4, std::string("\x45\x49\x44\x41", 4));  // 1162429505 bytes
+  const std::string file = path("long_chunk.png");
+  write_bytes(file, png);
+  const std::string left = std::to_string(png.size() - (idat + 4));
+  expect_image_error([&] { lf::load_image(file); },
+                     {"[image::load]", file,
+                      "not a readable image (PNG chunk 'IDAT' at byte " + std::to_string(idat - 4) +
+                          " claims 1162429505 "
+                          "bytes, " +
+                          left + " left in the file)"});
 }
 
 // Found by fuzz/fuzz_image in CI: a JPEG whose entropy-coded data is corrupted so that a marker
