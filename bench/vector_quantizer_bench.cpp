@@ -8,6 +8,7 @@
 #include <string>
 
 #include "core/runtime.h"
+#include "models/nearest_code.h"
 #include "models/vector_quantizer.h"
 #include "process_usage.h"
 #include "resident_memory.h"
@@ -35,14 +36,14 @@ Setup make_setup(int64_t num_codes, int64_t chunk_size) {
   return s;
 }
 
-void report(benchmark::State& state, int64_t num_codes, int64_t tmp_rows, int64_t tmp_cols,
-            double peak_mb, const lf::bench::ProcessUsage& before) {
+void report(benchmark::State& state, int64_t num_codes, double tmp_floats, double peak_mb,
+            const lf::bench::ProcessUsage& before) {
   const auto used = lf::bench::per_call(before, lf::bench::process_usage(),
                                         static_cast<int>(std::max<int64_t>(1, state.iterations())));
   state.counters["faults/call"] = static_cast<double>(used.minor_faults);
   state.counters["sys_ms/call"] = used.system_s * 1e3;
   state.counters["K"] = static_cast<double>(num_codes);
-  state.counters["largest_tmp_MB"] = static_cast<double>(tmp_rows * tmp_cols * 4) / (1 << 20);
+  state.counters["largest_tmp_MB"] = tmp_floats * 4 / (1 << 20);
   state.counters["peak_rss_extra_MB"] = peak_mb;
   state.counters["vectors/s"] = benchmark::Counter(static_cast<double>(state.iterations() * kRows),
                                                    benchmark::Counter::kIsRate);
@@ -59,9 +60,9 @@ void BM_VqNearestBlocked(benchmark::State& state) {
     auto idx = s.vq->nearest(s.z);
     benchmark::DoNotOptimize(idx.data_ptr<int64_t>());
   }
-  // A block is rows x min(K, 2048) codes (models/nearest_code.cpp).
-  report(state, k, std::min(chunk > 0 ? chunk : 256, kRows), std::min<int64_t>(k, 2048), peak,
-         before);
+  // The distance blocks it holds (one per thread where the threads search in parallel).
+  const lf::NearestCodeBlock block = lf::nearest_code_block(s.z, k, chunk);
+  report(state, k, static_cast<double>(block.rows * block.codes * block.copies), peak, before);
 }
 
 // The textbook lookup: the full [M, K] distance matrix from cdist, then argmin.
@@ -78,7 +79,7 @@ void BM_VqNearestCdist(benchmark::State& state) {
     auto idx = naive();
     benchmark::DoNotOptimize(idx.data_ptr<int64_t>());
   }
-  report(state, k, kRows, k, peak, before);
+  report(state, k, static_cast<double>(kRows * k), peak, before);
 }
 
 BENCHMARK(BM_VqNearestBlocked)

@@ -3,8 +3,18 @@
 
 #include <ATen/Parallel.h>
 
+#ifndef LF_HAVE_ONEDNN
+#define LF_HAVE_ONEDNN 0  // CMakeLists.txt defines it where oneDNN's headers are found
+#endif
+#if LF_HAVE_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+#endif
+
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/error.h"
 
@@ -37,6 +47,46 @@ void scan_row(const T* dot, const T* sq, int64_t n, T& best, int32_t& best_j) {
   // Equal values go to the lower index (the lanes interleave the indices).
   const auto take = [&](T value, int32_t index) {
     if (value < best || (value == best && index < best_j)) best = value, best_j = index;
+  };
+  if (n >= kLanes)
+    for (int l = 0; l < kLanes; ++l) take(lane_value[l], lane_index[l]);
+  for (; j < n; ++j) take(sq[j] + dot[j], static_cast<int32_t>(j));
+}
+
+// The float32 scan, the hot loop of the search (as many elements as the GEMM has outputs): GCC's
+// vector extensions, compiled for AVX-512, AVX2 and plain SSE and chosen on the CPU at load time
+// (target_clones). Written as one 16-lane vector so that every build vectorises it: the loop
+// above, inlined into the search, came out as scalar compares and branches (GCC 12), twice the
+// GEMM's time.
+using Floats16 = float __attribute__((vector_size(64)));
+using Ints16 = int32_t __attribute__((vector_size(64)));
+static_assert(sizeof(Floats16) == kLanes * sizeof(float));
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void scan_row(const float* dot,
+                                                                           const float* sq,
+                                                                           int64_t n, float& best,
+                                                                           int32_t& best_j) {
+  const float inf = std::numeric_limits<float>::infinity();
+  Floats16 lane_value = {inf, inf, inf, inf, inf, inf, inf, inf,
+                         inf, inf, inf, inf, inf, inf, inf, inf};
+  Ints16 lane_index = {};
+  Ints16 index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    Floats16 d, q;
+    std::memcpy(&d, dot + j, sizeof(d));
+    std::memcpy(&q, sq + j, sizeof(q));
+    const Floats16 v = d + q;
+    const Ints16 less = v < lane_value;  // -1 where smaller
+    lane_value = less ? v : lane_value;
+    lane_index = less ? index : lane_index;
+    index += kLanes;
+  }
+  best = inf;
+  best_j = 0;
+  // Equal values go to the lower index (the lanes interleave the indices).
+  const auto take = [&](float value, int32_t i) {
+    if (value < best || (value == best && i < best_j)) best = value, best_j = i;
   };
   if (n >= kLanes)
     for (int l = 0; l < kLanes; ++l) take(lane_value[l], lane_index[l]);
@@ -81,7 +131,78 @@ void search(const torch::Tensor& x, const torch::Tensor& codes, int64_t rows_per
   }
 }
 
+constexpr int64_t kThreadRows = 64;
+constexpr int64_t kThreadCodes = 1024;
+
+bool searches_with_onednn(const torch::Tensor& x) {
+  return LF_HAVE_ONEDNN && x.device().is_cpu() && x.scalar_type() == torch::kFloat32;
+}
+
+#if LF_HAVE_ONEDNN
+// float32 on the CPU, each thread on its own blocks of rows (kThreadRows x kThreadCodes, 256 KB,
+// within a core's L2): a block's GEMMs run through oneDNN's sgemm on the calling thread (oneDNN
+// uses OpenMP and runs single-threaded inside a parallel region), so one thread pool does
+// everything. search() alternates two: OpenBLAS's (Debian's pthreads build, behind ATen's mm) for
+// each GEMM and OpenMP's for the scan, and OpenBLAS's threads spin in sched_yield between the
+// GEMMs (73 ms of system time per call at K = 16384): 3.3x slower at K = 16384 (docs/results.md).
+void search_onednn(const torch::Tensor& x, const torch::Tensor& codes,
+                   const NearestCodeBlock& block, torch::Tensor& indices) {
+  const int64_t m = x.size(0), k = codes.size(0), d = x.size(1);
+  const auto codes_t = (codes * -2).t().contiguous();      // [D, K]: the GEMM gives -2 x.e
+  const auto codes_sq = codes.pow(2).sum(1).contiguous();  // [K]
+  const float* x_ptr = x.data_ptr<float>();
+  const float* codes_t_ptr = codes_t.data_ptr<float>();
+  const float* sq_ptr = codes_sq.data_ptr<float>();
+  int64_t* index_ptr = indices.data_ptr<int64_t>();
+  const int64_t block_rows = block.rows, code_block = block.codes;
+  const int64_t blocks = (m + block_rows - 1) / block_rows;
+  std::atomic<int> failed{0};
+  at::parallel_for(0, blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+    std::vector<float> dot(static_cast<size_t>(block_rows * code_block));  // [rows, codes]
+    std::vector<float> best(static_cast<size_t>(block_rows));
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      const int64_t r0 = b * block_rows, rows = std::min(block_rows, m - r0);
+      std::fill(best.begin(), best.end(), std::numeric_limits<float>::infinity());
+      for (int64_t k0 = 0; k0 < k; k0 += code_block) {
+        const int64_t cols = std::min(code_block, k - k0);
+        // Row-major: dot[rows, cols] = x[r0:r0+rows, D] * codes_t[D, k0:k0+cols].
+        if (dnnl_sgemm('N', 'N', rows, cols, d, 1.0f, x_ptr + r0 * d, d, codes_t_ptr + k0, k, 0.0f,
+                       dot.data(), cols) != dnnl_success) {
+          failed = 1;
+          return;
+        }
+        for (int64_t i = 0; i < rows; ++i) {
+          float value;
+          int32_t j;
+          scan_row(dot.data() + i * cols, sq_ptr + k0, cols, value, j);
+          // Blocks come in increasing code order: on a tie the earlier block's index stays.
+          if (value < best[i]) {
+            best[i] = value;
+            index_ptr[r0 + i] = k0 + j;
+          }
+        }
+      }
+    }
+  });
+  if (failed)
+    fail("nearest_code", "oneDNN's sgemm failed on a [{}, {}] x [{}, {}] block", block_rows, d, d,
+         code_block);
+}
+#endif
+
 }  // namespace
+
+NearestCodeBlock nearest_code_block(const torch::Tensor& x, int64_t num_codes,
+                                    int64_t rows_per_block) {
+  const int64_t m = std::max<int64_t>(x.size(0), 1);
+  const int64_t rows = std::min(rows_per_block > 0 ? rows_per_block : kRowsPerBlock, m);
+  if (searches_with_onednn(x))
+    return {std::min(rows, kThreadRows), std::min(num_codes, kThreadCodes),
+            std::min<int64_t>(at::get_num_threads(), (m + kThreadRows - 1) / kThreadRows)};
+  const bool scanned = x.device().is_cpu() &&
+                       (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kFloat64);
+  return {rows, scanned ? std::min(num_codes, kCodesPerBlock) : num_codes, 1};
+}
 
 torch::Tensor nearest_code(const torch::Tensor& x, const torch::Tensor& codes,
                            int64_t rows_per_block) {
@@ -94,23 +215,29 @@ torch::Tensor nearest_code(const torch::Tensor& x, const torch::Tensor& codes,
   const int64_t m = x.size(0);
   auto indices = torch::zeros({m}, x.options().dtype(torch::kLong));  // [M]
   if (m == 0) return indices;
-  const int64_t rows = std::min(rows_per_block > 0 ? rows_per_block : kRowsPerBlock, m);
+  const NearestCodeBlock block = nearest_code_block(x, codes.size(0), rows_per_block);
   if (!x.device().is_cpu() ||
       (x.scalar_type() != torch::kFloat32 && x.scalar_type() != torch::kFloat64)) {
     // GPUs: the same blocks through addmm + argmin (fast there); no [M, K] matrix either.
     const auto codes_t = codes.t(), codes_sq = codes.pow(2).sum(1);  // [D, K], [K]
-    for (int64_t r0 = 0; r0 < m; r0 += rows) {
-      const auto dist = torch::addmm(codes_sq, x.narrow(0, r0, std::min(rows, m - r0)), codes_t,
-                                     /*beta=*/1, /*alpha=*/-2);  // [rows, K]
+    for (int64_t r0 = 0; r0 < m; r0 += block.rows) {
+      const auto dist = torch::addmm(codes_sq, x.narrow(0, r0, std::min(block.rows, m - r0)),
+                                     codes_t, /*beta=*/1, /*alpha=*/-2);  // [rows, K]
       indices.narrow(0, r0, dist.size(0)).copy_(dist.argmin(1));
     }
     return indices;
   }
   const auto xc = x.contiguous();
+#if LF_HAVE_ONEDNN
+  if (searches_with_onednn(x)) {
+    search_onednn(xc, codes.contiguous(), block, indices);
+    return indices;
+  }
+#endif
   if (x.scalar_type() == torch::kFloat32)
-    search<float>(xc, codes, rows, indices);
+    search<float>(xc, codes, block.rows, indices);
   else
-    search<double>(xc, codes, rows, indices);
+    search<double>(xc, codes, block.rows, indices);
   return indices;
 }
 

@@ -12,4 +12,13 @@ namespace lf {
 torch::Tensor nearest_code(const torch::Tensor& x, const torch::Tensor& codes,
                            int64_t rows_per_block = 0);
 
+// The block of distances nearest_code holds at a time for x [M, D] and num_codes codes: rows x
+// codes values of x's dtype, `copies` of them (one per thread where the threads search blocks in
+// parallel). Its memory beyond the inputs, the output and two [K] vectors.
+struct NearestCodeBlock {
+  int64_t rows = 0, codes = 0, copies = 1;
+};
+NearestCodeBlock nearest_code_block(const torch::Tensor& x, int64_t num_codes,
+                                    int64_t rows_per_block = 0);
+
 }  // namespace lf

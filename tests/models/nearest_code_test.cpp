@@ -43,14 +43,16 @@ TEST(NearestCode, MatchesBruteForceAcrossBlockShapes) {
 }
 
 TEST(NearestCode, TiesGoToTheLowestIndex) {
-  // Small integers in float64: every distance is exact, and 4100 codes from 5^4 = 625 values tie
-  // across lanes, code blocks and the tail. argmin returns the first minimum.
-  torch::manual_seed(1);
-  const auto x = torch::randint(-3, 4, {200, 4}, torch::kFloat64);
-  const auto codes = torch::randint(-2, 3, {4100, 4}, torch::kFloat64);
-  const auto want = (x.unsqueeze(1) - codes.unsqueeze(0)).pow(2).sum(2).argmin(1);
-  EXPECT_TRUE(nearest_code(x, codes).equal(want));
-  EXPECT_TRUE(nearest_code(x, codes, 3).equal(want));
+  // Small integers: every distance is exact in both float types, and 4100 codes from 5^4 = 625
+  // values tie across lanes, code blocks and the tail. argmin returns the first minimum.
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    torch::manual_seed(1);
+    const auto x = torch::randint(-3, 4, {200, 4}, dtype);
+    const auto codes = torch::randint(-2, 3, {4100, 4}, dtype);
+    const auto want = (x.unsqueeze(1) - codes.unsqueeze(0)).pow(2).sum(2).argmin(1);
+    EXPECT_TRUE(nearest_code(x, codes).equal(want)) << dtype;
+    EXPECT_TRUE(nearest_code(x, codes, 3).equal(want)) << dtype;
+  }
 }
 
 TEST(NearestCode, RejectsMismatchedShapes) {
