@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "models/transposed_conv_fold.h"
 
 namespace lf {
 namespace {
@@ -84,7 +85,7 @@ torch::Tensor ConvDecoderImpl::forward(torch::Tensor z) {
   z = conv_in(z);
   for (auto& block : res_blocks_) z = block(z);
   z = act(z, silu_);
-  for (auto& conv : up_convs_) z = act(conv->forward(z), silu_);
+  for (auto& conv : up_convs_) z = act(conv_transpose_forward(*conv, z), silu_);
   return conv_out(z);
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "models/transposed_conv_fold.h"
 
 namespace lf {
 
@@ -73,7 +74,7 @@ SeedUpBlockImpl::SeedUpBlockImpl(int64_t in_channels, int64_t out_channels,
 
 // x: [N, in, h, w] -> [N, out, 2h, 2w] (or [N, image_channels, 2h, 2w] for the last stage)
 torch::Tensor SeedUpBlockImpl::forward(torch::Tensor x) {
-  x = torch::relu(norm(up->forward(x)));
+  x = torch::relu(norm(conv_transpose_forward(*up, x)));
   return conv_out ? conv_out(x) : x;
 }
 
