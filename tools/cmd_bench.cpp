@@ -5,7 +5,6 @@
 // PyTorch reference.
 #include <chrono>
 #include <cstdio>
-#include <optional>
 
 #include "cli.h"
 #include "core/runtime.h"
@@ -14,6 +13,8 @@
 #include "io/atomic_file.h"
 #include "models/model_registry.h"
 #include "train/checkpoint.h"
+#include "train/parameter_groups.h"
+#include "train/train_options.h"
 
 namespace lf::cli {
 
@@ -44,32 +45,28 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
   loader_options.seed = globals.seed;
   DataLoader loader(open_dataset(spec), loader_options);
   // As the trainer: the discriminator (if any) has its own optimizer and no gradients during the
-  // generator's backward.
-  std::vector<torch::Tensor> disc_params = model->discriminator_parameters(), gen_params;
-  for (auto& p : model->parameters()) {
-    bool is_disc = false;
-    for (const auto& d : disc_params) is_disc = is_disc || d.is_same(p);
-    if (p.requires_grad() && !is_disc) gen_params.push_back(p);
-  }
-  torch::optim::Adam optimizer(gen_params, torch::optim::AdamOptions(1e-4));
-  std::optional<torch::optim::Adam> disc_optimizer;
-  if (!disc_params.empty()) disc_optimizer.emplace(disc_params, torch::optim::AdamOptions(1e-4));
-  const double grad_clip = config.get<double>("train.grad_clip", 0.0);
+  // generator's backward; the optimizer and gradient clipping are the config's.
+  const TrainOptions train =
+      TrainOptions::from_config(config.has("train") ? config.sub("train") : Config());
+  const ParameterGroups params = parameter_groups(*model);
+  const auto optimizer = make_optimizer(train, params.generator);
+  const auto disc_optimizer =
+      params.discriminator.empty() ? nullptr : make_optimizer(train, params.discriminator);
+  const double grad_clip = train.grad_clip;
   model->set_step(o.step);
   const bool adversarial = disc_optimizer && model->discriminator_active(o.step);
 
   auto step = [&] {
     const auto x = loader.next().images.to(device);
-    optimizer.zero_grad();
+    optimizer->zero_grad();
     TrainOutput out;
     {
-      for (auto& p : disc_params) p.requires_grad_(false);
+      FrozenParameters frozen(params.discriminator);
       out = model->train_step(x);
       out.loss.backward();
-      for (auto& p : disc_params) p.requires_grad_(true);
     }
-    if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(gen_params, grad_clip);
-    optimizer.step();
+    if (grad_clip > 0) torch::nn::utils::clip_grad_norm_(params.generator, grad_clip);
+    optimizer->step();
     if (adversarial) {
       disc_optimizer->zero_grad();
       model->discriminator_step(x, out.reconstruction.detach()).loss.backward();

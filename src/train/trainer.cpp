@@ -16,6 +16,7 @@
 #include "io/atomic_file.h"
 #include "io/safetensors.h"
 #include "io/state_dict.h"
+#include "train/parameter_groups.h"
 #include "train/stop_request.h"
 
 namespace fs = std::filesystem;
@@ -63,51 +64,11 @@ Trainer::Trainer(TrainablePtr model, DatasetPtr data, TrainOptions options, std:
 
 Trainer::~Trainer() = default;
 
-namespace {
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainOptions& o,
-                                                        std::vector<torch::Tensor> params) {
-  if (o.optimizer == "adamw")
-    return std::make_unique<torch::optim::AdamW>(
-        params,
-        torch::optim::AdamWOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
-  return std::make_unique<torch::optim::Adam>(
-      params,
-      torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).weight_decay(o.weight_decay));
-}
-
-// Turns requires_grad off for a set of parameters while alive (the discriminator during the
-// generator step, as Lightning's toggle_optimizer does): no gradients are computed or kept for it.
-class FrozenParameters {
- public:
-  explicit FrozenParameters(const std::vector<torch::Tensor>& params) : params_(params) {
-    for (auto& p : params_) p.requires_grad_(false);
-  }
-  ~FrozenParameters() {
-    for (auto& p : params_) p.requires_grad_(true);
-  }
-  FrozenParameters(const FrozenParameters&) = delete;
-  FrozenParameters& operator=(const FrozenParameters&) = delete;
-
- private:
-  std::vector<torch::Tensor> params_;
-};
-
-}  // namespace
-
 void Trainer::build_optimizer() {
   // The discriminator (if any) gets its own optimizer; the generator's takes everything else.
-  disc_params_.clear();
-  for (auto& p : model_->discriminator_parameters())
-    if (p.requires_grad()) disc_params_.push_back(p);
-  const auto is_disc = [this](const torch::Tensor& p) {
-    for (const auto& d : disc_params_)
-      if (d.is_same(p)) return true;
-    return false;
-  };
-  gen_params_.clear();
-  for (auto& p : model_->parameters())
-    if (p.requires_grad() && !is_disc(p)) gen_params_.push_back(p);
+  ParameterGroups groups = parameter_groups(*model_);
+  gen_params_ = std::move(groups.generator);
+  disc_params_ = std::move(groups.discriminator);
   optimizer_ = make_optimizer(options_, gen_params_);
   disc_optimizer_.reset();
   if (!disc_params_.empty()) disc_optimizer_ = make_optimizer(options_, disc_params_);
