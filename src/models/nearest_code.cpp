@@ -194,6 +194,9 @@ void search_onednn(const torch::Tensor& x, const torch::Tensor& codes,
 
 NearestCodeBlock nearest_code_block(const torch::Tensor& x, int64_t num_codes,
                                     int64_t rows_per_block) {
+  if (x.dim() != 2 || num_codes < 1)
+    fail("nearest_code_block", "expected x [M, D] and num_codes > 0, got {} and {}",
+         shape_str(x.sizes()), num_codes);
   const int64_t m = std::max<int64_t>(x.size(0), 1);
   const int64_t rows = std::min(rows_per_block > 0 ? rows_per_block : kRowsPerBlock, m);
   if (searches_with_onednn(x))
