@@ -326,6 +326,34 @@ TEST_F(ImageTest, HostilePngChunkLongerThanTheFileIsRefusedBeforeDecoding) {
                           left + " left in the file)"});
 }
 
+// Found by fuzz/fuzz_image: stbi_info gives a top-down BMP's height negative, so a 30-byte BMP
+// claiming 15616 x -16128 passed the size limits (checked as a negative product) and stb decoded
+// 252 M pixels for 21 s. Refused now; and a real top-down BMP loads, rows in the right order.
+TEST_F(ImageTest, TopDownBmpHeightsAreCheckedAsSizes) {
+  const std::string hostile = path("top_down_bomb.bmp");
+  write_bytes(
+      hostile,
+      std::string("BMz\0\0\0\0\xc1\0@\\\0\0\0(\0\0\0\0=\0\0\0\xc1\xff\xff\x01\0\x01\0", 30));
+  expect_image_error(
+      [&] { lf::load_image(hostile); },
+      {"[image::load]", hostile, "header says 15616x16128, more pixels than a 30-byte BMP"});
+
+  // A 2x3 gradient saved bottom-up by stb, then marked top-down with its rows reversed.
+  const auto image = torch::linspace(-1, 1, 6).view({1, 2, 3}).expand({3, 2, 3}).contiguous();
+  lf::save_image(path("bottom_up.bmp"), image);
+  std::string bmp = lf::read_file(path("bottom_up.bmp"));
+  const uint32_t offset = static_cast<uint8_t>(bmp[10]) | static_cast<uint8_t>(bmp[11]) << 8;
+  const size_t row = (3 * 3 + 3) / 4 * 4;  // 3 px of 3 bytes, padded to 4
+  const std::string rows = bmp.substr(offset, 2 * row);
+  bmp.replace(offset, 2 * row, rows.substr(row, row) + rows.substr(0, row));
+  bmp.replace(22, 4, std::string("\xfe\xff\xff\xff", 4));  // height -2
+  const std::string top_down = path("top_down.bmp");
+  write_bytes(top_down, bmp);
+  const auto loaded = lf::load_image(top_down);
+  ASSERT_EQ(loaded.sizes(), (std::vector<int64_t>{3, 2, 3}));
+  EXPECT_TRUE(torch::allclose(loaded, lf::load_image(path("bottom_up.bmp"))));
+}
+
 // Found by fuzz/fuzz_image in CI: a JPEG whose entropy-coded data is corrupted so that a marker
 // ends the scan mid-block. stb's bit reader then goes on past the marker with zero bits and at
 // one point shifts a zero by 32 or more (stbi__grow_buffer_unsafe, UBSan "shift exponent 32").
