@@ -144,7 +144,7 @@ bool searches_with_onednn(const torch::Tensor& x) {
 // uses OpenMP and runs single-threaded inside a parallel region), so one thread pool does
 // everything. search() alternates two: OpenBLAS's (Debian's pthreads build, behind ATen's mm) for
 // each GEMM and OpenMP's for the scan, and OpenBLAS's threads spin in sched_yield between the
-// GEMMs (73 ms of system time per call at K = 16384): 3.3x slower at K = 16384 (docs/results.md).
+// GEMMs (73 ms of system time per call at K = 16384): 4.5x slower at K = 16384 (docs/results.md).
 void search_onednn(const torch::Tensor& x, const torch::Tensor& codes,
                    const NearestCodeBlock& block, torch::Tensor& indices) {
   const int64_t m = x.size(0), k = codes.size(0), d = x.size(1);
@@ -157,10 +157,14 @@ void search_onednn(const torch::Tensor& x, const torch::Tensor& codes,
   const int64_t block_rows = block.rows, code_block = block.codes;
   const int64_t blocks = (m + block_rows - 1) / block_rows;
   std::atomic<int> failed{0};
-  at::parallel_for(0, blocks, 1, [&](int64_t b_begin, int64_t b_end) {
+  // Each thread takes the next block when it is done with one, rather than an equal share: cores
+  // need not run at the same speed (one of this machine's two vCPUs is ~10% slower in sgemm).
+  std::atomic<int64_t> next_block{0};
+  const int64_t workers = std::min<int64_t>(at::get_num_threads(), blocks);
+  at::parallel_for(0, workers, 1, [&](int64_t, int64_t) {
     std::vector<float> dot(static_cast<size_t>(block_rows * code_block));  // [rows, codes]
     std::vector<float> best(static_cast<size_t>(block_rows));
-    for (int64_t b = b_begin; b < b_end; ++b) {
+    for (int64_t b = next_block++; b < blocks && !failed; b = next_block++) {
       const int64_t r0 = b * block_rows, rows = std::min(block_rows, m - r0);
       std::fill(best.begin(), best.end(), std::numeric_limits<float>::infinity());
       for (int64_t k0 = 0; k0 < k; k0 += code_block) {
