@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
+#include <thread>
 
 #include "core/error.h"
 
@@ -136,7 +137,15 @@ std::string DataParallel::missing_peers() {
 }
 
 void DataParallel::fail_collective(const char* what, const std::string& reason) {
-  const std::string gone = missing_peers();
+  // A killed peer's sockets close while the kernel is still tearing the process down, before it
+  // shows as exited: a collective can fail ("Connection reset by peer") a few ms before the pid
+  // looks gone. Look again for up to 2 s before reporting no culprit (seen in a test run: the
+  // error named nobody 0.2 s after the kill).
+  std::string gone = missing_peers();
+  for (int i = 0; gone.empty() && i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    gone = missing_peers();
+  }
   fail(kDataParallel, "rank {}: {} failed{}: {}", env_.rank, what,
        gone.empty() ? "" : ", rank " + gone + " is gone", reason);
 }
