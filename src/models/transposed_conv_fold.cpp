@@ -23,7 +23,6 @@ struct PhaseTaps {
 
 PhaseTaps phase_taps(int64_t k, int64_t p) {
   PhaseTaps g;
-  std::array<int64_t, 2> last{};
   for (int64_t a = 0; a < 2; ++a) {
     int64_t lo = 0, hi = 0, count = 0;
     for (int64_t t = 0; t < k; ++t) {
@@ -36,7 +35,6 @@ PhaseTaps phase_taps(int64_t k, int64_t p) {
     if (count == 0)
       fail("conv_transpose2x_folded", "kernel size {} leaves output phase {} without taps", k, a);
     g.start[a] = lo;
-    last[a] = hi;
     g.span = std::max(g.span, hi - lo + 1);
   }
   for (int64_t a = 0; a < 2; ++a)
