@@ -27,6 +27,22 @@ constexpr int64_t kRowsPerBlock = 256;
 constexpr int64_t kCodesPerBlock = 2048;
 constexpr int kLanes = 16;  // independent running minima, so the compiler can vectorise the scan
 
+// The end of a row's scan: the lanes' running minima (arrays or vectors of kLanes) and the tail
+// [j, n) folded into the first index of the smallest value. Equal values go to the lower index
+// (the lanes interleave the indices).
+template <typename T, typename Values, typename Indices>
+void finish_scan(const Values& lane_value, const Indices& lane_index, const T* dot, const T* sq,
+                 int64_t j, int64_t n, T& best, int32_t& best_j) {
+  best = std::numeric_limits<T>::infinity();
+  best_j = 0;
+  const auto take = [&](T value, int32_t index) {
+    if (value < best || (value == best && index < best_j)) best = value, best_j = index;
+  };
+  if (n >= kLanes)
+    for (int l = 0; l < kLanes; ++l) take(lane_value[l], lane_index[l]);
+  for (; j < n; ++j) take(sq[j] + dot[j], static_cast<int32_t>(j));
+}
+
 // For one row of a block: the first j minimising sq[j] + dot[j] (dot = -2 x.e), j < n.
 template <typename T>
 void scan_row(const T* dot, const T* sq, int64_t n, T& best, int32_t& best_j) {
@@ -42,15 +58,7 @@ void scan_row(const T* dot, const T* sq, int64_t n, T& best, int32_t& best_j) {
       lane_value[l] = less ? v : lane_value[l];
       lane_index[l] = less ? static_cast<int32_t>(j + l) : lane_index[l];
     }
-  best = std::numeric_limits<T>::infinity();
-  best_j = 0;
-  // Equal values go to the lower index (the lanes interleave the indices).
-  const auto take = [&](T value, int32_t index) {
-    if (value < best || (value == best && index < best_j)) best = value, best_j = index;
-  };
-  if (n >= kLanes)
-    for (int l = 0; l < kLanes; ++l) take(lane_value[l], lane_index[l]);
-  for (; j < n; ++j) take(sq[j] + dot[j], static_cast<int32_t>(j));
+  finish_scan(lane_value, lane_index, dot, sq, j, n, best, best_j);
 }
 
 // The float32 scan, the hot loop of the search (as many elements as the GEMM has outputs): GCC's
@@ -82,15 +90,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void scan_row(const
     lane_index = less ? index : lane_index;
     index += kLanes;
   }
-  best = inf;
-  best_j = 0;
-  // Equal values go to the lower index (the lanes interleave the indices).
-  const auto take = [&](float value, int32_t i) {
-    if (value < best || (value == best && i < best_j)) best = value, best_j = i;
-  };
-  if (n >= kLanes)
-    for (int l = 0; l < kLanes; ++l) take(lane_value[l], lane_index[l]);
-  for (; j < n; ++j) take(sq[j] + dot[j], static_cast<int32_t>(j));
+  finish_scan(lane_value, lane_index, dot, sq, j, n, best, best_j);
 }
 
 template <typename T>
