@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/collectives.h"
 #include "eval/run_report.h"
 #include "io/atomic_file.h"
 #include "io/tensor_io.h"
@@ -15,8 +16,10 @@ double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device
   torch::NoGradGuard no_grad;
   const bool was_training = prior.is_training();
   prior.eval();
+  // Each process of a data-parallel run takes every world_size-th batch, from its rank's on.
+  const int64_t ranks = collective_world_size(), rank = collective_rank();
   double total = 0;
-  for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
+  for (int64_t begin = rank * batch_size; begin < data.size(); begin += ranks * batch_size) {
     std::vector<int64_t> indices;
     for (int64_t i = begin; i < std::min(data.size(), begin + batch_size); ++i)
       indices.push_back(i);
@@ -31,28 +34,48 @@ double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device
                  .item<double>();
   }
   prior.train(was_training);
-  return total / static_cast<double>(data.size() * data.codes().size(1) * data.codes().size(2));
+  auto sum = torch::tensor({total}, torch::kFloat64);
+  all_reduce_sum(sum);
+  return sum.item<double>() /
+         static_cast<double>(data.size() * data.codes().size(1) * data.codes().size(2));
 }
 
-Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
-                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
-                        int64_t eval_limit) {
+namespace {
+
+PriorData open_test_codes(const PriorStages& stages, const DatasetSpec& train_spec,
+                          torch::Device device, int64_t eval_limit) {
   DatasetSpec test_spec = train_spec;
   test_spec.split = "test";
   test_spec.limit = eval_limit;
-  const auto test = open_prior_data(stages, test_spec, device);
+  return open_prior_data(stages, test_spec, device);
+}
+
+}  // namespace
+
+Json prior_test_metrics(PriorImpl& prior, const PriorStages& stages, const DatasetSpec& train_spec,
+                        torch::Device device, int64_t eval_limit) {
+  const auto test = open_test_codes(stages, train_spec, device, eval_limit);
   const double nll = prior_nll(prior, *test.dataset, device);
   Json metrics = {{"test_nll", nll},
                   {"test_bits_per_code", nll / std::log(2.0)},
                   {"test_code_maps", test.dataset->size()}};
+  if (const int ranks = collective_world_size(); ranks > 1) metrics["processes"] = ranks;
+  return metrics;
+}
 
+Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
+                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
+                        const Json& metrics, int64_t eval_limit) {
   // Samples: 8 per class in class columns, or the first 64 test conditions, or 64 free ones.
   const int64_t classes = prior.num_classes();
   const int64_t n = classes > 0 ? 8 * classes : 64;
   PriorCondition cond;
   if (classes > 0) cond.labels = torch::arange(n, torch::kInt64).remainder(classes);
   if (prior.cond_num_codes() > 0)
-    cond.cond_codes = test.dataset->cond_codes().slice(0, 0, n).to(device);
+    cond.cond_codes = open_test_codes(stages, train_spec, device, eval_limit)
+                          .dataset->cond_codes()
+                          .slice(0, 0, n)
+                          .to(device);
   auto generator = make_generator(seed);
   const auto& grid = prior.grid();
   const auto codes = prior.sample(cond.cond_codes.defined() ? cond.cond_codes.size(0) : n, grid[0],

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "core/collectives.h"
 #include "core/error.h"
 #include "eval/frechet_distance.h"
 
@@ -25,15 +26,18 @@ class EvalScope {
   bool was_training_;
 };
 
-// Runs `next(begin, end)` -> images [b, C, H, W] for consecutive ranges of [0, n).
+// Runs `next(begin, end)` -> images [b, C, H, W] for consecutive ranges of [0, n) of
+// `batch_size`; with `share`, only this process's share of them in a data-parallel run (every
+// world_size-th batch from its rank's, as eval/evaluate.cpp splits them).
 template <typename Next>
 ClassifierOutputs run_batches(ClassifierImpl& model, int64_t n, torch::Device device,
-                              int64_t batch_size, Next next) {
+                              int64_t batch_size, Next next, bool share = false) {
   if (batch_size <= 0) fail("classify", "batch_size: expected > 0, got {}", batch_size);
   torch::NoGradGuard no_grad;
   EvalScope eval(model);
   std::vector<torch::Tensor> features, logits;
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
+  const int64_t ranks = share ? collective_world_size() : 1, rank = share ? collective_rank() : 0;
+  for (int64_t begin = rank * batch_size; begin < n; begin += ranks * batch_size) {
     const int64_t end = std::min(n, begin + batch_size);
     const auto f = model.features(next(begin, end).to(device));  // [b, D]
     logits.push_back(model.classify(f).to(torch::kCPU, torch::kFloat32));
@@ -91,20 +95,32 @@ ClassifierOutputs classify_images(ClassifierImpl& model, const torch::Tensor& im
   });
 }
 
-ClassifierOutputs classify_dataset(ClassifierImpl& model, const Dataset& data, torch::Device device,
-                                   int64_t batch_size, int64_t limit) {
+namespace {
+
+ClassifierOutputs classify_batches(ClassifierImpl& model, const Dataset& data, torch::Device device,
+                                   int64_t batch_size, int64_t limit, bool share) {
   const int64_t n = limit > 0 ? std::min(limit, data.size()) : data.size();
   std::vector<torch::Tensor> labels;
-  auto out = run_batches(model, n, device, batch_size, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> indices;
-    for (int64_t i = begin; i < end; ++i) indices.push_back(i);
-    Batch batch = data.get_batch(indices);
-    labels.push_back(batch.labels.defined() ? batch.labels.to(torch::kCPU, torch::kInt64)
-                                            : torch::full({end - begin}, -1, torch::kInt64));
-    return batch.images;
-  });
+  auto out = run_batches(
+      model, n, device, batch_size,
+      [&](int64_t begin, int64_t end) {
+        std::vector<int64_t> indices;
+        for (int64_t i = begin; i < end; ++i) indices.push_back(i);
+        Batch batch = data.get_batch(indices);
+        labels.push_back(batch.labels.defined() ? batch.labels.to(torch::kCPU, torch::kInt64)
+                                                : torch::full({end - begin}, -1, torch::kInt64));
+        return batch.images;
+      },
+      share);
   out.labels = labels.empty() ? torch::zeros({0}, torch::kInt64) : torch::cat(labels);
   return out;
+}
+
+}  // namespace
+
+ClassifierOutputs classify_dataset(ClassifierImpl& model, const Dataset& data, torch::Device device,
+                                   int64_t batch_size, int64_t limit) {
+  return classify_batches(model, data, device, batch_size, limit, /*share=*/false);
 }
 
 double real_halves_distance(const torch::Tensor& features) {
@@ -173,19 +189,53 @@ Json score_real_halves(ClassifierImpl& model, const Dataset& real, torch::Device
 
 Json classifier_report(ClassifierImpl& model, const Dataset& test, torch::Device device,
                        int64_t batch_size, int64_t limit) {
-  const auto out = classify_dataset(model, test, device, batch_size, limit);
-  const int64_t n = out.labels.size(0);
+  // Each process of a data-parallel run classifies its share; what the report needs are sums
+  // (hits and images per class, the summed loss), added over the processes in float64 (exact for
+  // these counts), so every process ends with the same report.
+  const auto out = classify_batches(model, test, device, batch_size, limit, /*share=*/true);
   const int64_t k = model.options().num_classes();
+  const int64_t local = out.labels.size(0);
+  auto range =
+      torch::tensor({local ? out.labels.min().item<double>() : 0.0,
+                     local ? out.labels.max().item<double>() : 0.0, static_cast<double>(local)},
+                    torch::kFloat64)
+          .view({1, 3});
+  range = all_gather_rows(range);  // [processes, 3]: label range and images of each process
+  const auto had = range.select(1, 2) > 0;
+  const int64_t n = static_cast<int64_t>(range.select(1, 2).sum().item<double>());
   if (n == 0) fail("classifier_report", "{}: no images", test.describe());
-  const int64_t min = out.labels.min().item<int64_t>(), max = out.labels.max().item<int64_t>();
+  const auto min = static_cast<int64_t>(range.select(1, 0).masked_select(had).min().item<double>());
+  const auto max = static_cast<int64_t>(range.select(1, 1).masked_select(had).max().item<double>());
   if (min < 0 || max >= k)
     fail("classifier_report", "{}: labels in [{}, {}]; expected classes in [0, {}) for every image",
          test.describe(), min, max, k);
+
+  auto sums = torch::zeros({2 * k + 1}, torch::kFloat64);  // hits per class, images per class, loss
+  if (local > 0) {
+    const auto correct = (out.predictions == out.labels).to(torch::kFloat64);
+    sums.slice(0, 0, k).index_add_(0, out.labels, correct);
+    sums.slice(0, k, 2 * k).index_add_(0, out.labels, torch::ones_like(correct));
+    sums[2 * k] = torch::nn::functional::cross_entropy(
+                      out.logits.to(torch::kFloat64), out.labels,
+                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+  }
+  all_reduce_sum(sums);
+  const auto hits = sums.slice(0, 0, k), counts = sums.slice(0, k, 2 * k);
+  Json per_class = Json::array();  // null where a class has no image
+  for (int64_t c = 0; c < k; ++c) {
+    const double count = counts[c].item<double>();
+    if (count == 0)
+      per_class.push_back(nullptr);
+    else
+      per_class.push_back(hits[c].item<double>() / count);
+  }
   Json json;
   json["images"] = n;
-  json["accuracy"] = (out.predictions == out.labels).to(torch::kFloat64).mean().item<double>();
-  json["loss_ce"] = torch::nn::functional::cross_entropy(out.logits, out.labels).item<double>();
-  json["per_class_accuracy"] = per_class_accuracy(out.predictions, out.labels, k);
+  json["accuracy"] = hits.sum().item<double>() / static_cast<double>(n);
+  json["loss_ce"] = sums[2 * k].item<double>() / static_cast<double>(n);
+  json["per_class_accuracy"] = per_class;
+  if (const int64_t ranks = collective_world_size(); ranks > 1) json["processes"] = ranks;
   if (const auto names = test.class_names(); !names.empty()) json["class_names"] = names;
   return json;
 }

@@ -45,7 +45,9 @@ Json score_real_halves(ClassifierImpl& model, const Dataset& real, torch::Device
 double real_halves_distance(const torch::Tensor& features);
 
 // The classifier on a labelled test set: {"images", "accuracy", "loss_ce", "per_class_accuracy"
-// [num_classes] (null where a class has no image), "class_names" (when the dataset has them)}.
+// [num_classes] (null where a class has no image), "class_names" (when the dataset has them),
+// "processes" (in a data-parallel run)}. In a data-parallel run every process must call it: each
+// classifies its share of the batches and all get the reduced report.
 Json classifier_report(ClassifierImpl& model, const Dataset& test, torch::Device device,
                        int64_t batch_size = 256, int64_t limit = 0);
 

@@ -32,33 +32,54 @@ DatasetPtr test_or_train(const DatasetSpec& spec, const DatasetPtr& train_data) 
   return test ? test : train_data;
 }
 
+// What the report measures on the test split. Every process of a data-parallel run measures, each
+// on its share of the test batches, and all get the reduced result (eval/evaluate.h,
+// eval/sample_score.h, eval/prior_report.h); rank 0 then writes it.
+struct Measured {
+  DatasetPtr test;  // what an autoencoder or a classifier was measured on
+  std::optional<EvalResult> autoencoder;
+  Json metrics;  // a prior's or a classifier's
+};
+
+Measured measure(const TrainablePtr& model, const DatasetSpec& spec, const DatasetPtr& train_data,
+                 const std::optional<PriorStages>& stages, const TrainingRequest& r) {
+  Measured measured;
+  if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
+    measured.metrics = prior_test_metrics(*prior, *stages, spec, r.device, r.eval_limit);
+  } else if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
+    measured.test = test_or_train(spec, train_data);
+    measured.metrics = classifier_report(*classifier, *measured.test, r.device, 256, r.eval_limit);
+  } else if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model)) {
+    measured.test = test_or_train(spec, train_data);
+    measured.autoencoder = evaluate(*autoencoder, *measured.test, r.device, 256, r.eval_limit);
+  }
+  return measured;
+}
+
 // metrics.json and the pictures of a finished run; returns the metrics.
-Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const Config& config,
-                  const DatasetPtr& train_data, const std::optional<PriorStages>& stages,
-                  const TrainingRequest& r, uint64_t seed, const std::optional<EvalResult>& done) {
+Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const DatasetSpec& spec,
+                  const std::optional<PriorStages>& stages, const TrainingRequest& r, uint64_t seed,
+                  const Measured& measured) {
   const std::string& run_dir = outcome.run_dir;
-  const auto spec = DatasetSpec::from_config(config.has("data") ? config.sub("data") : Config());
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
     outcome.files.insert(outcome.files.end(),
                          {"metrics.json", "samples.png", "training_curves.png"});
-    return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, r.eval_limit);
+    return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, measured.metrics,
+                              r.eval_limit);
   }
-  const DatasetPtr test_data = test_or_train(spec, train_data);
-  if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
-    const Json report = classifier_report(*classifier, *test_data, r.device, 256, r.eval_limit);
+  if (std::dynamic_pointer_cast<ClassifierImpl>(model)) {
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
-    write_file_atomic(run_dir + "/metrics.json", report.dump(2) + "\n");
+    write_file_atomic(run_dir + "/metrics.json", measured.metrics.dump(2) + "\n");
     outcome.files.insert(outcome.files.end(), {"metrics.json", "training_curves.png"});
-    return report;
+    return measured.metrics;
   }
   auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model);
-  if (!autoencoder) {
+  if (!autoencoder || !measured.autoencoder) {
     spdlog::info("{}: no report for a {} model", run_dir, model->kind());
     return nullptr;
   }
   const Json metrics =
-      done ? write_run_report(run_dir, *autoencoder, *test_data, r.device, *done)
-           : write_run_report(run_dir, *autoencoder, *test_data, r.device, r.eval_limit);
+      write_run_report(run_dir, *autoencoder, *measured.test, r.device, *measured.autoencoder);
   outcome.files.insert(outcome.files.end(),
                        {"metrics.json", "reconstructions.png", "training_curves.png"});
   if (metrics.contains("codebook")) outcome.files.push_back("codebook_usage.png");
@@ -178,22 +199,13 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     return outcome;
   }
   trainer.apply_ema();
-  // A data-parallel run evaluates an autoencoder on every rank, each on its share of the test
-  // batches, reduced (eval/evaluate.h); rank 0 then writes. Priors' sample reports and the
-  // classifier's evaluation run on rank 0 alone.
-  std::optional<EvalResult> evaluated;
-  if (parallel && r.report)
-    if (auto autoencoder = std::dynamic_pointer_cast<AutoencoderImpl>(model))
-      evaluated =
-          evaluate(*autoencoder, *test_or_train(spec, train_data), r.device, 256, r.eval_limit);
+  const Measured measured = r.report ? measure(model, spec, train_data, stages, r) : Measured();
   if (!root) return outcome;  // rank 0 saves the weights and writes the report
   require_finite(module_state(*model), run_dir + "/model.safetensors");
   save_module_safetensors(*model, run_dir + "/model.safetensors");
   outcome.files.push_back("model.safetensors");
 
-  if (r.report)
-    outcome.metrics =
-        write_report(outcome, model, resolved, train_data, stages, r, seed, evaluated);
+  if (r.report) outcome.metrics = write_report(outcome, model, spec, stages, r, seed, measured);
   return outcome;
 }
 

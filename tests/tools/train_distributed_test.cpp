@@ -174,6 +174,26 @@ TEST_F(TrainDistributed, EvaluationIsSplitOverTheRanksAndReduced) {
                    alone["codebook"]["perplexity"].get<double>());
 }
 
+// A classifier's report is measured by both ranks too (eval/sample_score.h; the reduction itself is
+// checked against one process in tests/eval/data_parallel_eval_test.cpp).
+TEST_F(TrainDistributed, AClassifierReportIsMeasuredByEveryRank) {
+  const std::string root = distributed_root("classifier");
+  const std::string config = root + "/classifier.yaml";
+  std::ofstream(config) << "model:\n  type: classifier\n  preset: fashion\n"
+                           "data:\n  root: fashion-mnist\n  limit: 480\n"
+                           "train:\n  steps: 4\n  batch_size: 24\n  log_every: 2\n"
+                           "  num_workers: 0\n";
+  const std::string run = root + "/run";
+  const auto trained = lf::test::run_cli("train --nproc 2 --config " + config + " --out " + run +
+                                         " --eval-limit 300");
+  ASSERT_EQ(trained.code, 0) << trained.output;
+  std::ifstream in(run + "/metrics.json");
+  const auto metrics = lf::Json::parse(in);
+  EXPECT_EQ(metrics["processes"], 2);
+  EXPECT_EQ(metrics["images"], 300);
+  EXPECT_EQ(metrics["per_class_accuracy"].size(), 10u);
+}
+
 // Two ranks started by hand (as torchrun would), rank 1 then killed (SIGKILL) or hung (SIGSTOP)
 // once the run is under way: rank 0's exit status, its output and how long it took to stop.
 struct FaultOutcome {
