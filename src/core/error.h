@@ -4,8 +4,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace lf {
 
@@ -31,6 +33,15 @@ std::string shape_str(const Sizes& sizes) {
     first = false;
   }
   return s + "]";
+}
+
+// Throws "[where] key: expected one of a, b, got 'c'" unless value is in allowed.
+inline void check_choice(const std::string& value, const std::vector<std::string>& allowed,
+                         const char* where, const char* key) {
+  if (std::find(allowed.begin(), allowed.end(), value) != allowed.end()) return;
+  std::string list;
+  for (const auto& choice : allowed) list += (list.empty() ? "" : ", ") + choice;
+  fail(where, "{}: expected one of {}, got '{}'", key, list, value);
 }
 
 }  // namespace lf

@@ -7,7 +7,7 @@
 #include "eval/run_report.h"
 #include "io/atomic_file.h"
 #include "io/tensor_io.h"
-#include "train/checkpoint.h"
+#include "models/saved_model.h"
 
 namespace lf {
 

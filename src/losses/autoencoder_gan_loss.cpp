@@ -4,9 +4,9 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/option_reader.h"
 #include "losses/gan_loss.h"
 #include "losses/lpips.h"
-#include "models/ae.h"
 
 namespace lf {
 

@@ -110,34 +110,10 @@ torch::Tensor output_activation(const torch::Tensor& x, const std::string& name)
   return x;
 }
 
-void check_choice(const std::string& value, const std::vector<std::string>& allowed,
-                  const char* where, const char* key) {
-  if (std::find(allowed.begin(), allowed.end(), value) == allowed.end())
-    fail(where, "{}: expected one of {}, got '{}'", key, fmt::join(allowed, ", "), value);
-}
-
 void check_hidden(const std::vector<int64_t>& hidden, const char* where) {
   if (hidden.empty()) fail(where, "hidden: expected at least one channel count, got []");
   for (int64_t h : hidden)
     if (h <= 0) fail(where, "hidden: expected positive channel counts, got {}", shape_str(hidden));
-}
-
-OptionReader::OptionReader(const Json& json, std::string where)
-    : json_(json), where_(std::move(where)) {
-  if (!json_.is_object())
-    fail(where_.c_str(), "expected an object of options, got {}", json_.dump());
-}
-
-const Json* OptionReader::take(const char* key) {
-  known_.insert(key);
-  const auto it = json_.find(key);
-  return it == json_.end() ? nullptr : &*it;
-}
-
-void OptionReader::finish() const {
-  for (const auto& item : json_.items())
-    if (!known_.count(item.key()))
-      fail(where_.c_str(), "unknown option '{}' (known: {})", item.key(), fmt::join(known_, ", "));
 }
 
 // ---- AE -----------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // AE: a conv encoder to a feature map and a mirrored transposed-conv decoder, with L1 or L2
-// reconstruction loss. Also the conv building blocks and option helpers that VAE and VQ-VAE share.
+// reconstruction loss. Also the conv building blocks and helpers that VAE and VQ-VAE share.
 #pragma once
 
 #include <torch/torch.h>
@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "io/option_reader.h"
 #include "models/autoencoder.h"
 
 namespace lf {
@@ -74,37 +75,7 @@ torch::Tensor reconstruction_loss(const torch::Tensor& x_rec, const torch::Tenso
                                   const std::string& loss);
 // name: "none" | "relu" | "tanh"
 torch::Tensor output_activation(const torch::Tensor& x, const std::string& name);
-// Throws "[where] key: expected one of a, b, got c" unless value is in allowed.
-void check_choice(const std::string& value, const std::vector<std::string>& allowed,
-                  const char* where, const char* key);
 void check_hidden(const std::vector<int64_t>& hidden, const char* where);
-
-// Reads present keys of a JSON object into existing option values; finish() rejects keys that were
-// never asked for, listing the known ones. Missing keys keep their current (default) values.
-class OptionReader {
- public:
-  OptionReader(const Json& json, std::string where);
-  template <typename T>
-  OptionReader& operator()(const char* key, T& value) {
-    known_.insert(key);
-    if (const auto it = json_.find(key); it != json_.end()) {
-      try {
-        value = it->get<T>();
-      } catch (const nlohmann::json::exception&) {
-        fail(where_.c_str(), "key '{}': wrong type, got {} ({})", key, it->type_name(), it->dump());
-      }
-    }
-    return *this;
-  }
-  // Marks key as known; returns the value or nullptr when absent (for nested objects).
-  const Json* take(const char* key);
-  void finish() const;
-
- private:
-  const Json& json_;
-  std::string where_;
-  std::set<std::string> known_;
-};
 
 // ---- AE -----------------------------------------------------------------------------------------
 

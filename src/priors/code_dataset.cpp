@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "models/vector_quantizer.h"
-#include "train/checkpoint.h"
+#include "models/saved_model.h"
 
 namespace fs = std::filesystem;
 

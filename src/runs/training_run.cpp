@@ -14,7 +14,7 @@
 #include "eval/sample_score.h"
 #include "io/atomic_file.h"
 #include "io/state_dict.h"
-#include "models/model_registry.h"
+#include "train/trainable_types.h"
 #include "priors/prior_data.h"
 #include "runs/training_previews.h"
 #include "train/run_lock.h"

@@ -9,7 +9,7 @@
 #include "io/state_dict.h"
 #include "models/model_registry.h"
 #include "models/model_test_util.h"
-#include "train/checkpoint.h"
+#include "models/saved_model.h"
 
 namespace lf {
 namespace {
@@ -181,8 +181,9 @@ TEST(Classifier, OptionsJsonAndRegistry) {
   expect_error([] { Classifier(ClassifierOptions().image_size(4)); }, "too small");
   expect_error([] { Classifier(ClassifierOptions().num_classes(1)); }, "num_classes >= 2");
 
-  auto model = make_trainable(
-      Config(Json{{"type", "classifier"}, {"preset", "fashion"}, {"feature_dim", 64}}));
+  auto model =
+      build_model(image_model_types(),
+                  Config(Json{{"type", "classifier"}, {"preset", "fashion"}, {"feature_dim", 64}}));
   EXPECT_EQ(model->kind(), "classifier");
   auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model);
   ASSERT_TRUE(classifier);
@@ -190,7 +191,7 @@ TEST(Classifier, OptionsJsonAndRegistry) {
   EXPECT_TRUE(classifier->options().random_flip());
   // The run config's model section builds the same model again.
   auto again = std::dynamic_pointer_cast<ClassifierImpl>(
-      make_trainable(Config(model_config_json(*classifier))));
+      build_model(image_model_types(), Config(model_config_json(*classifier))));
   ASSERT_TRUE(again);
   EXPECT_EQ(Json(again->options()), Json(classifier->options()));
   expect_error(

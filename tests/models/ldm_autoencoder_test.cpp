@@ -43,7 +43,7 @@ TEST(LdmAutoencoder, OptionsRoundTripThroughJson) {
 }
 
 TEST(LdmAutoencoder, PresetsBuild) {
-  for (const auto& name : model_names()) {
+  for (const auto& name : model_type_names(image_model_types())) {
     if (name.rfind("vqgan:", 0) != 0 && name.rfind("autoencoder_kl:", 0) != 0) continue;
     const auto colon = name.find(':');
     auto model = make_model(

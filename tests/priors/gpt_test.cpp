@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 
 #include "io/state_dict.h"
-#include "models/model_registry.h"
 #include "models/model_test_util.h"
 #include "priors/gpt.h"
+#include "priors/prior_registry.h"
 #include "priors/prior_test_util.h"
 
 namespace lf {
@@ -172,8 +172,8 @@ TEST(GPT, SaveLoadRoundTripAndRegistry) {
   EXPECT_TRUE(torch::equal(model->logits(codes, cond), fresh->logits(codes, cond)));
   std::filesystem::remove(path);
 
-  auto built =
-      make_trainable(Config(Json{{"type", "gpt"}, {"preset", "fashion"}, {"num_classes", 10}}));
+  auto built = build_model(
+      prior_types(), Config(Json{{"type", "gpt"}, {"preset", "fashion"}, {"num_classes", 10}}));
   EXPECT_EQ(built->kind(), "gpt");
   auto gpt = std::dynamic_pointer_cast<GPTImpl>(built);
   ASSERT_TRUE(gpt);
@@ -215,7 +215,7 @@ TEST(GPT, RejectsBadInputsWithClearErrors) {
                      "window width");
   test::expect_error(
       [&] {
-        make_trainable(Config(Json{{"type", "gpt"}, {"n_embd", 30}, {"n_head", 4}}));
+        build_model(prior_types(), Config(Json{{"type", "gpt"}, {"n_embd", 30}, {"n_head", 4}}));
       },
       "divisible");
 }

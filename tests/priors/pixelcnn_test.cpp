@@ -6,9 +6,9 @@
 #include <filesystem>
 
 #include "io/state_dict.h"
-#include "models/model_registry.h"
 #include "models/model_test_util.h"
 #include "priors/pixelcnn.h"
+#include "priors/prior_registry.h"
 #include "priors/prior_test_util.h"
 
 namespace lf {
@@ -225,7 +225,8 @@ TEST(PixelCNN, SaveLoadRoundTripOptionsAndRegistry) {
       },
       "unknown option 'hiden'");
 
-  auto built = make_trainable(Config(Json{{"type", "pixelcnn"}, {"preset", "fashion"}}));
+  auto built =
+      build_model(prior_types(), Config(Json{{"type", "pixelcnn"}, {"preset", "fashion"}}));
   EXPECT_EQ(built->kind(), "pixelcnn");
   auto pixelcnn = std::dynamic_pointer_cast<PixelCNNImpl>(built);
   ASSERT_TRUE(pixelcnn);
@@ -241,8 +242,9 @@ TEST(PixelCNN, SaveLoadRoundTripOptionsAndRegistry) {
         "layers.11.horiz_stack.weight", "layers.11.horiz_resid.weight", "output_conv.0.weight",
         "output_conv.2.bias"})
     EXPECT_TRUE(state.count(key)) << key;
-  auto conditional = std::dynamic_pointer_cast<PixelCNNImpl>(make_trainable(
-      Config(Json{{"type", "pixelcnn"}, {"preset", "fashion"}, {"num_classes", 10}})));
+  auto conditional = std::dynamic_pointer_cast<PixelCNNImpl>(
+      build_model(prior_types(),
+                  Config(Json{{"type", "pixelcnn"}, {"preset", "fashion"}, {"num_classes", 10}})));
   ASSERT_TRUE(conditional);
   EXPECT_TRUE(module_state(*conditional).count("layers.3.class_cond_embedding.weight"));
 }
@@ -280,7 +282,7 @@ TEST(PixelCNN, RejectsBadInputsWithClearErrors) {
   test::expect_error([] { PixelCNN bad(tiny_options().grid({6})); }, "grid");
   test::expect_error(
       [] {
-        make_trainable(Config(Json{{"type", "pixelcnn"}, {"preset", "mnist"}}));
+        build_model(prior_types(), Config(Json{{"type", "pixelcnn"}, {"preset", "mnist"}}));
       },
       "unknown preset 'mnist'");
 }

@@ -11,7 +11,7 @@
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/classifier.h"
-#include "models/model_registry.h"
+#include "train/trainable_types.h"
 #include "tools/cli_test_util.h"
 #include "train/checkpoint.h"
 

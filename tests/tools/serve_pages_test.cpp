@@ -19,7 +19,7 @@
 #include "io/config.h"
 #include "io/image.h"
 #include "io/state_dict.h"
-#include "models/model_registry.h"
+#include "train/trainable_types.h"
 #include "models/vector_quantizer.h"
 #include "tools/cli_test_util.h"
 #include "tools/serve_test_util.h"
