@@ -26,6 +26,7 @@ import gzip
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -308,19 +309,26 @@ def time_pytorch(ours, steps, warmup):
 
     for _ in range(warmup):
         step()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - t0
-    return batch * steps / seconds, 1000 * seconds / steps
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    return {"images_per_s": batch * steps / seconds,
+            "step_ms": 1000 * seconds / steps,
+            "minor_faults_per_step": (after.ru_minflt - before.ru_minflt) // steps,
+            "system_ms_per_step": 1000 * (after.ru_stime - before.ru_stime) / steps,
+            "peak_rss_mb": after.ru_maxrss / 1024}
 
 
 JEMALLOC = "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"
 
 
 def reference_in_child(ours, threads, steps, warmup, jemalloc):
-    """img/s of the PyTorch reference in a fresh process; with jemalloc preloaded and set up as
-    latentforge links it (freed pages kept: src/core/process_defaults.cpp) when asked."""
+    """The PyTorch reference's timing (img/s, and what the kernel charged per timed step) in a fresh
+    process; with jemalloc preloaded and set up as latentforge links it (freed pages kept:
+    src/core/process_defaults.cpp) when asked."""
     env = dict(os.environ)
     if jemalloc:
         env["LD_PRELOAD"] = JEMALLOC
@@ -328,7 +336,7 @@ def reference_in_child(ours, threads, steps, warmup, jemalloc):
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--reference-child", json.dumps(ours),
                           "--threads", str(threads), "--steps", str(steps), "--warmup", str(warmup)],
                          env=env, check=True, capture_output=True, text=True).stdout
-    return float(out.split()[-1])
+    return json.loads(out.splitlines()[-1])
 
 
 def main():
@@ -343,7 +351,7 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     if args.reference_child:
-        print(time_pytorch(json.loads(args.reference_child), args.steps, args.warmup)[0])
+        print(json.dumps(time_pytorch(json.loads(args.reference_child), args.steps, args.warmup)))
         return 0
     if not os.path.exists(JEMALLOC):
         raise SystemExit(f"train_vs_pytorch.py: {JEMALLOC} is missing (Debian's libjemalloc2, installed by "
@@ -374,19 +382,29 @@ def main():
         # are taken against the better thread count of each.
         ref = {(t, j): reference_in_child(ours, t, args.steps, args.warmup, j)
                for j in (False, True) for t in sorted({args.threads, 1})}
-        best = max(v for (t, j), v in ref.items() if not j)
-        best_jemalloc = max(v for (t, j), v in ref.items() if j)
-        rows.append((name, ours["batch_size"], ours["images_per_s"], ours["step_ms"],
-                     ref[(args.threads, False)], ref[(1, False)], best_jemalloc, best, best_jemalloc))
+        best = max((r for (t, j), r in ref.items() if not j), key=lambda r: r["images_per_s"])
+        best_jemalloc = max((r for (t, j), r in ref.items() if j), key=lambda r: r["images_per_s"])
+        rows.append((name, ours, ref[(args.threads, False)], ref[(1, False)], best, best_jemalloc))
 
     print(f"training throughput, {args.threads} threads, torch {torch.__version__} (PyTorch reference in the same run; "
           "each reference measurement in a fresh process)")
     print(f"| config | batch | latentforge img/s | ms/step | PyTorch img/s ({args.threads} threads) | PyTorch img/s (1 thread) "
           "| PyTorch + jemalloc img/s (better thread count) | ratio vs best PyTorch | ratio vs best PyTorch + jemalloc |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for name, batch, ips, ms, rips_n, rips_1, rips_j, best, best_j in rows:
-        print(f"| {name} | {batch} | {ips:.0f} | {ms:.1f} | {rips_n:.0f} | {rips_1:.0f} | {rips_j:.0f} | {ips / best:.2f} "
-              f"| {ips / best_j:.2f} |")
+    for name, ours, ref_n, ref_1, best, best_j in rows:
+        ips = ours["images_per_s"]
+        print(f"| {name} | {ours['batch_size']} | {ips:.0f} | {ours['step_ms']:.1f} | {ref_n['images_per_s']:.0f} "
+              f"| {ref_1['images_per_s']:.0f} | {best_j['images_per_s']:.0f} | {ips / best['images_per_s']:.2f} "
+              f"| {ips / best_j['images_per_s']:.2f} |")
+    print()
+    print("what the kernel charged per timed step (minor page faults / system ms), and each process's peak RSS "
+          "(MB); PyTorch at the thread count of its best run")
+    print("| config | latentforge | PyTorch | PyTorch + jemalloc |")
+    print("|---|---|---|---|")
+    for name, ours, _, _, best, best_j in rows:
+        cells = [f"{r['minor_faults_per_step']} / {r['system_ms_per_step']:.1f} / {r['peak_rss_mb']:.0f}"
+                 for r in (ours, best, best_j)]
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "cli.h"
+#include "core/process_usage.h"
 #include "core/runtime.h"
 #include "data/data_loader.h"
 #include "data/dataset_factory.h"
@@ -75,10 +76,12 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
     if (device.is_cuda()) out.loss.item<float>();  // wait for the GPU
   };
   for (int64_t i = 0; i < o.warmup; ++i) step();
+  const auto usage_before = process_usage();
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < o.steps; ++i) step();
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto usage = per_call(usage_before, process_usage(), static_cast<int>(o.steps));
 
   Json result = {{"model", model_config_json(*model)},
                  {"batch_size", batch_size},
@@ -90,7 +93,12 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
                  {"device", device.str()},
                  {"seconds", seconds},
                  {"step_ms", 1000.0 * seconds / o.steps},
-                 {"images_per_s", batch_size * o.steps / seconds}};
+                 {"images_per_s", batch_size * o.steps / seconds},
+                 // What the kernel charged per timed step, and the peak resident set so far.
+                 {"minor_faults_per_step", usage.minor_faults},
+                 {"system_ms_per_step", 1000.0 * usage.system_s},
+                 {"user_ms_per_step", 1000.0 * usage.user_s},
+                 {"peak_rss_mb", usage.peak_rss_mb}};
   if (!o.out.empty()) {
     prepare_output(o.out);
     write_file_atomic(o.out, result.dump(2) + "\n");

@@ -135,15 +135,24 @@ IdxDataset::IdxDataset(IdxDatasetOptions options) {
     labels_ = labels_.narrow(0, 0, options.limit).clone();
   }
   if (options.image_size > 0 && options.image_size != images_.size(2)) {
-    images_ = torch::nn::functional::interpolate(
-                  images_.to(torch::kFloat32),
-                  torch::nn::functional::InterpolateFuncOptions()
-                      .size(std::vector<int64_t>{options.image_size, options.image_size})
-                      .mode(torch::kBilinear)
-                      .align_corners(false))
-                  .round()
-                  .clamp(0, 255)
-                  .to(torch::kUInt8);
+    // Resized in chunks into the uint8 result: the whole split in float32 at once took ~1 GB of
+    // temporaries for 60000 images at 32x32, which the allocator then keeps (core/allocator.h).
+    const int64_t n = images_.size(0), size = options.image_size;
+    auto resized = torch::empty({n, images_.size(1), size, size}, torch::kUInt8);
+    constexpr int64_t kChunk = 1024;
+    for (int64_t begin = 0; begin < n; begin += kChunk) {
+      const int64_t count = std::min(kChunk, n - begin);
+      resized.narrow(0, begin, count)
+          .copy_(torch::nn::functional::interpolate(
+                     images_.narrow(0, begin, count).to(torch::kFloat32),
+                     torch::nn::functional::InterpolateFuncOptions()
+                         .size(std::vector<int64_t>{size, size})
+                         .mode(torch::kBilinear)
+                         .align_corners(false))
+                     .round_()
+                     .clamp_(0, 255));
+    }
+    images_ = resized;
   }
   fashion_ = options.root.find("fashion") != std::string::npos;
   name_ = fmt::format("{} ({} split, {} images {}x{})", options.root, options.split,

@@ -2,7 +2,9 @@
 #include "data/idx_dataset.h"
 
 #include <gtest/gtest.h>
+
 #include <zlib.h>
+#include <numeric>
 
 #include <filesystem>
 
@@ -87,10 +89,25 @@ TEST(IdxDataset, ResizesOnLoad) {
   if (!fashion_mnist_installed()) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   IdxDatasetOptions options;
   options.split = "test";
-  options.limit = 8;
+  options.limit = 1500;  // more than one chunk of the resize
+  IdxDataset original(options);
   options.image_size = 32;
   IdxDataset dataset(options);
   EXPECT_EQ(dataset.image_shape(), (std::vector<int64_t>{1, 32, 32}));
+  // Chunk by chunk, the same as bilinear resizing of all the images at once, rounded to uint8
+  // levels (get_batch maps a level v to v / 127.5 - 1; these recover v exactly).
+  std::vector<int64_t> all(1500);
+  std::iota(all.begin(), all.end(), 0);
+  const auto levels = [](const torch::Tensor& images) { return ((images + 1) * 127.5).round(); };
+  const auto expected =
+      torch::nn::functional::interpolate(levels(original.get_batch(all).images),
+                                         torch::nn::functional::InterpolateFuncOptions()
+                                             .size(std::vector<int64_t>{32, 32})
+                                             .mode(torch::kBilinear)
+                                             .align_corners(false))
+          .round()
+          .clamp(0, 255);
+  EXPECT_TRUE(torch::equal(levels(dataset.get_batch(all).images), expected));
 }
 
 TEST(IdxDataset, ReadsPlainAndGzipFiles) {
