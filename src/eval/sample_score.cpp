@@ -51,21 +51,26 @@ ClassifierOutputs run_batches(ClassifierImpl& model, int64_t n, torch::Device de
   return out;
 }
 
+// hits / counts per class; null where a class has no image.
+Json share_per_class(const torch::Tensor& hits, const torch::Tensor& counts) {
+  const auto h = hits.to(torch::kFloat64), c = counts.to(torch::kFloat64);
+  Json list = Json::array();
+  for (int64_t k = 0; k < c.size(0); ++k) {
+    const double count = c[k].item<double>();
+    if (count == 0)
+      list.push_back(nullptr);
+    else
+      list.push_back(h[k].item<double>() / count);
+  }
+  return list;
+}
+
 // Share of predictions == labels per class; null where a class has no label.
 Json per_class_accuracy(const torch::Tensor& predictions, const torch::Tensor& labels,
                         int64_t num_classes) {
   const auto correct = (predictions == labels).to(torch::kInt64);
-  const auto hits = torch::zeros({num_classes}, torch::kInt64).index_add_(0, labels, correct);
-  const auto counts = torch::bincount(labels, {}, num_classes);
-  Json list = Json::array();
-  for (int64_t c = 0; c < num_classes; ++c) {
-    const int64_t count = counts[c].item<int64_t>();
-    if (count == 0)
-      list.push_back(nullptr);
-    else
-      list.push_back(double(hits[c].item<int64_t>()) / double(count));
-  }
-  return list;
+  return share_per_class(torch::zeros({num_classes}, torch::kInt64).index_add_(0, labels, correct),
+                         torch::bincount(labels, {}, num_classes));
 }
 
 Json counts_json(const torch::Tensor& predictions, int64_t num_classes) {
@@ -222,19 +227,11 @@ Json classifier_report(ClassifierImpl& model, const Dataset& test, torch::Device
   }
   all_reduce_sum(sums);
   const auto hits = sums.slice(0, 0, k), counts = sums.slice(0, k, 2 * k);
-  Json per_class = Json::array();  // null where a class has no image
-  for (int64_t c = 0; c < k; ++c) {
-    const double count = counts[c].item<double>();
-    if (count == 0)
-      per_class.push_back(nullptr);
-    else
-      per_class.push_back(hits[c].item<double>() / count);
-  }
   Json json;
   json["images"] = n;
   json["accuracy"] = hits.sum().item<double>() / static_cast<double>(n);
   json["loss_ce"] = sums[2 * k].item<double>() / static_cast<double>(n);
-  json["per_class_accuracy"] = per_class;
+  json["per_class_accuracy"] = share_per_class(hits, counts);
   if (const int64_t ranks = collective_world_size(); ranks > 1) json["processes"] = ranks;
   if (const auto names = test.class_names(); !names.empty()) json["class_names"] = names;
   return json;

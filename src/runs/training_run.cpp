@@ -14,10 +14,10 @@
 #include "eval/sample_score.h"
 #include "io/atomic_file.h"
 #include "io/state_dict.h"
-#include "train/trainable_types.h"
 #include "priors/prior_data.h"
 #include "runs/training_previews.h"
 #include "train/run_lock.h"
+#include "train/trainable_types.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -199,13 +199,14 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     return outcome;
   }
   trainer.apply_ema();
+  if (root) {  // rank 0 saves the weights (before the report, which may fail) and writes the report
+    require_finite(module_state(*model), run_dir + "/model.safetensors");
+    save_module_safetensors(*model, run_dir + "/model.safetensors");
+    outcome.files.push_back("model.safetensors");
+  }
   const Measured measured = r.report ? measure(model, spec, train_data, stages, r) : Measured();
-  if (!root) return outcome;  // rank 0 saves the weights and writes the report
-  require_finite(module_state(*model), run_dir + "/model.safetensors");
-  save_module_safetensors(*model, run_dir + "/model.safetensors");
-  outcome.files.push_back("model.safetensors");
-
-  if (r.report) outcome.metrics = write_report(outcome, model, spec, stages, r, seed, measured);
+  if (root && r.report)
+    outcome.metrics = write_report(outcome, model, spec, stages, r, seed, measured);
   return outcome;
 }
 
