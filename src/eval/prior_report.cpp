@@ -40,42 +40,32 @@ double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device
          static_cast<double>(data.size() * data.codes().size(1) * data.codes().size(2));
 }
 
-namespace {
-
-PriorData open_test_codes(const PriorStages& stages, const DatasetSpec& train_spec,
-                          torch::Device device, int64_t eval_limit) {
+PriorData open_prior_test_data(const PriorStages& stages, const DatasetSpec& train_spec,
+                               torch::Device device, int64_t eval_limit) {
   DatasetSpec test_spec = train_spec;
   test_spec.split = "test";
   test_spec.limit = eval_limit;
   return open_prior_data(stages, test_spec, device);
 }
 
-}  // namespace
-
-Json prior_test_metrics(PriorImpl& prior, const PriorStages& stages, const DatasetSpec& train_spec,
-                        torch::Device device, int64_t eval_limit) {
-  const auto test = open_test_codes(stages, train_spec, device, eval_limit);
-  const double nll = prior_nll(prior, *test.dataset, device);
+Json prior_test_metrics(PriorImpl& prior, const CodeDataset& test, torch::Device device) {
+  const double nll = prior_nll(prior, test, device);
   Json metrics = {{"test_nll", nll},
                   {"test_bits_per_code", nll / std::log(2.0)},
-                  {"test_code_maps", test.dataset->size()}};
+                  {"test_code_maps", test.size()}};
   if (const int ranks = collective_world_size(); ranks > 1) metrics["processes"] = ranks;
   return metrics;
 }
 
 Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
-                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
-                        const Json& metrics, int64_t eval_limit) {
+                        const CodeDataset& test, torch::Device device, uint64_t seed,
+                        const Json& metrics) {
   // Samples: 8 per class in class columns, or the first 64 test conditions, or 64 free ones.
   const int64_t classes = prior.num_classes();
   const int64_t n = classes > 0 ? 8 * classes : 64;
   PriorCondition cond;
   if (classes > 0) cond.labels = torch::arange(n, torch::kInt64).remainder(classes);
-  if (prior.cond_num_codes() > 0)
-    cond.cond_codes = open_test_codes(stages, train_spec, device, eval_limit)
-                          .dataset->cond_codes()
-                          .slice(0, 0, n)
-                          .to(device);
+  if (prior.cond_num_codes() > 0) cond.cond_codes = test.cond_codes().slice(0, 0, n).to(device);
   auto generator = make_generator(seed);
   const auto& grid = prior.grid();
   const auto codes = prior.sample(cond.cond_codes.defined() ? cond.cond_codes.size(0) : n, grid[0],

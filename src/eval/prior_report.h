@@ -14,15 +14,18 @@ namespace lf {
 double prior_nll(PriorImpl& prior, const CodeDataset& data, torch::Device device,
                  int64_t batch_size = 256);
 
-// {"test_nll", "test_bits_per_code", "test_code_maps", "processes" (data-parallel)} on the test
-// split's codes (eval_limit > 0: its first eval_limit code maps only); every process of a
-// data-parallel run calls it, as prior_nll.
-Json prior_test_metrics(PriorImpl& prior, const PriorStages& stages, const DatasetSpec& train_spec,
-                        torch::Device device, int64_t eval_limit = 0);
+// The codes of the test split (eval_limit > 0: its first eval_limit code maps only).
+PriorData open_prior_test_data(const PriorStages& stages, const DatasetSpec& train_spec,
+                               torch::Device device, int64_t eval_limit = 0);
 
-// The report's files, with `metrics` from prior_test_metrics (the same eval_limit); returns them.
+// {"test_nll", "test_bits_per_code", "test_code_maps", "processes" (data-parallel)} on `test`;
+// every process of a data-parallel run calls it, as prior_nll.
+Json prior_test_metrics(PriorImpl& prior, const CodeDataset& test, torch::Device device);
+
+// The report's files, with `metrics` from prior_test_metrics on `test` (whose first condition
+// maps condition the samples of an image-conditional prior); returns the metrics.
 Json write_prior_report(const std::string& run_dir, PriorImpl& prior, const PriorStages& stages,
-                        const DatasetSpec& train_spec, torch::Device device, uint64_t seed,
-                        const Json& metrics, int64_t eval_limit = 0);
+                        const CodeDataset& test, torch::Device device, uint64_t seed,
+                        const Json& metrics);
 
 }  // namespace lf

@@ -75,19 +75,20 @@ LoadedTrainable load_saved_model(const std::string& path, torch::Device device, 
 }
 
 LoadedModel load_model(const std::string& path, torch::Device device, bool use_ema) {
-  // The type is checked before anything is built: this layer's table has no priors, and a prior's
-  // run given where a first stage belongs deserves better than "unknown model type".
+  // Only this layer's table is asked; a type it does not know (a prior: priors/prior_registry.h)
+  // or a model that is no autoencoder (the classifier) is refused by name before any weights load.
   const auto build = [&path](const Config& model_config) -> TrainablePtr {
     const Json& json = model_config.json();
-    const std::string type =
-        json.is_object() && json.contains("type") && json["type"].is_string() ? json["type"] : "";
-    bool autoencoder = false;
+    const auto type = json.is_object() ? json.find("type") : json.end();
+    const std::string name =
+        type != json.end() && type->is_string() ? type->get<std::string>() : "untyped";
+    TrainablePtr model;
     for (const auto& entry : image_model_types())
-      autoencoder |= type == entry.type && type != "classifier";
-    if (!autoencoder)
+      if (name == entry.type) model = build_model(image_model_types(), model_config);
+    if (!std::dynamic_pointer_cast<AutoencoderImpl>(model))
       fail("load_model", "{}: holds a {} model; expected an image autoencoder (a stage-1 model)",
-           path, type.empty() ? "untyped" : type);
-    return make_model(model_config);
+           path, name);
+    return model;
   };
   auto loaded = load_saved_model(path, device, use_ema, build);
   return {std::dynamic_pointer_cast<AutoencoderImpl>(loaded.model), loaded.config,

@@ -7,8 +7,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
-#include "models/vector_quantizer.h"
 #include "models/saved_model.h"
+#include "models/vector_quantizer.h"
 
 namespace fs = std::filesystem;
 

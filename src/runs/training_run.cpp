@@ -37,6 +37,7 @@ DatasetPtr test_or_train(const DatasetSpec& spec, const DatasetPtr& train_data) 
 // eval/sample_score.h, eval/prior_report.h); rank 0 then writes it.
 struct Measured {
   DatasetPtr test;  // what an autoencoder or a classifier was measured on
+  std::shared_ptr<const CodeDataset> prior_test;  // what a prior was measured on
   std::optional<EvalResult> autoencoder;
   Json metrics;  // a prior's or a classifier's
 };
@@ -45,7 +46,8 @@ Measured measure(const TrainablePtr& model, const DatasetSpec& spec, const Datas
                  const std::optional<PriorStages>& stages, const TrainingRequest& r) {
   Measured measured;
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
-    measured.metrics = prior_test_metrics(*prior, *stages, spec, r.device, r.eval_limit);
+    measured.prior_test = open_prior_test_data(*stages, spec, r.device, r.eval_limit).dataset;
+    measured.metrics = prior_test_metrics(*prior, *measured.prior_test, r.device);
   } else if (auto classifier = std::dynamic_pointer_cast<ClassifierImpl>(model)) {
     measured.test = test_or_train(spec, train_data);
     measured.metrics = classifier_report(*classifier, *measured.test, r.device, 256, r.eval_limit);
@@ -57,15 +59,15 @@ Measured measure(const TrainablePtr& model, const DatasetSpec& spec, const Datas
 }
 
 // metrics.json and the pictures of a finished run; returns the metrics.
-Json write_report(TrainingOutcome& outcome, const TrainablePtr& model, const DatasetSpec& spec,
+Json write_report(TrainingOutcome& outcome, const TrainablePtr& model,
                   const std::optional<PriorStages>& stages, const TrainingRequest& r, uint64_t seed,
                   const Measured& measured) {
   const std::string& run_dir = outcome.run_dir;
   if (auto prior = std::dynamic_pointer_cast<PriorImpl>(model)) {
     outcome.files.insert(outcome.files.end(),
                          {"metrics.json", "samples.png", "training_curves.png"});
-    return write_prior_report(run_dir, *prior, *stages, spec, r.device, seed, measured.metrics,
-                              r.eval_limit);
+    return write_prior_report(run_dir, *prior, *stages, *measured.prior_test, r.device, seed,
+                              measured.metrics);
   }
   if (std::dynamic_pointer_cast<ClassifierImpl>(model)) {
     plot_training_curves(run_dir + "/log.jsonl", run_dir + "/training_curves.png");
@@ -205,8 +207,7 @@ TrainingOutcome run_training(const TrainingRequest& r) {
     outcome.files.push_back("model.safetensors");
   }
   const Measured measured = r.report ? measure(model, spec, train_data, stages, r) : Measured();
-  if (root && r.report)
-    outcome.metrics = write_report(outcome, model, spec, stages, r, seed, measured);
+  if (root && r.report) outcome.metrics = write_report(outcome, model, stages, r, seed, measured);
   return outcome;
 }
 

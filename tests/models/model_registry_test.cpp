@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "models/model_test_util.h"
+
 namespace lf {
 namespace {
 
@@ -24,12 +26,10 @@ TEST(ModelRegistry, BuildsEveryTypeAndPreset) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   for (const auto& name : names) {
     SCOPED_TRACE(name);
-    const auto colon = name.find(':');
-    Json config{{"type", name.substr(0, colon)}};
-    if (colon != std::string::npos) config["preset"] = name.substr(colon + 1);
+    const Json config = test::config_of_model_name(name);
     const auto model = build_model(image_model_types(), Config(config));
     ASSERT_TRUE(model);
-    EXPECT_EQ(model->kind(), name.substr(0, colon));
+    EXPECT_EQ(model->kind(), config["type"]);
     EXPECT_FALSE(model->parameters().empty());
   }
   // This layer knows no priors (they are above it: priors/prior_registry.h).

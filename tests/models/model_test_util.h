@@ -10,6 +10,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "io/config.h"
 #include "io/state_dict.h"
 
 namespace lf {
@@ -71,6 +72,14 @@ void expect_round_trip_identical(Model& model, Model& fresh, const torch::Tensor
   torch::NoGradGuard no_grad;
   EXPECT_TRUE(torch::equal(model->reconstruct(x), fresh->reconstruct(x)));
   std::filesystem::remove(path);
+}
+
+// The config mapping of a name from model_type_names / model_names: "type" or "type:preset".
+inline Json config_of_model_name(const std::string& name) {
+  const auto colon = name.find(':');
+  Json config{{"type", name.substr(0, colon)}};
+  if (colon != std::string::npos) config["preset"] = name.substr(colon + 1);
+  return config;
 }
 
 }  // namespace test

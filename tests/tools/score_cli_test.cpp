@@ -11,9 +11,9 @@
 #include "io/safetensors.h"
 #include "io/state_dict.h"
 #include "models/classifier.h"
-#include "train/trainable_types.h"
 #include "tools/cli_test_util.h"
 #include "train/checkpoint.h"
+#include "train/trainable_types.h"
 
 namespace fs = std::filesystem;
 

@@ -19,11 +19,11 @@
 #include "io/config.h"
 #include "io/image.h"
 #include "io/state_dict.h"
-#include "train/trainable_types.h"
 #include "models/vector_quantizer.h"
 #include "tools/cli_test_util.h"
 #include "tools/serve_test_util.h"
 #include "train/checkpoint.h"
+#include "train/trainable_types.h"
 
 namespace fs = std::filesystem;
 using lf::Json;

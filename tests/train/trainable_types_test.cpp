@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "io/state_dict.h"
+#include "models/model_test_util.h"
 #include "train/checkpoint.h"
 
 namespace lf {
@@ -19,12 +20,10 @@ TEST(TrainableTypes, BuildEveryTypeAndPresetOfBothTables) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   for (const auto& name : names) {
     SCOPED_TRACE(name);
-    const auto colon = name.find(':');
-    Json config{{"type", name.substr(0, colon)}};
-    if (colon != std::string::npos) config["preset"] = name.substr(colon + 1);
+    const Json config = test::config_of_model_name(name);
     const auto model = make_trainable(Config(config));
     ASSERT_TRUE(model);
-    EXPECT_EQ(model->kind(), name.substr(0, colon));
+    EXPECT_EQ(model->kind(), config["type"]);
   }
   try {
     make_trainable(Config(Json{{"type", "gan"}}));
