@@ -13,6 +13,7 @@
 #include "data/dataset_factory.h"
 #include "io/atomic_file.h"
 #include "models/model_registry.h"
+#include "op_profile.h"
 #include "train/checkpoint.h"
 #include "train/parameter_groups.h"
 #include "train/train_options.h"
@@ -28,6 +29,7 @@ struct BenchTrainOptions {
   int64_t warmup = 5;
   int64_t step = 0;  // the training step the model is told (GAN models: past disc_start or not)
   std::string out;
+  int profile = 0;  // > 0: after the timed steps, as many steps again under the op profiler
 };
 
 void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
@@ -104,6 +106,14 @@ void run_bench_train(const BenchTrainOptions& o, const GlobalOptions& globals) {
     write_file_atomic(o.out, result.dump(2) + "\n");
   }
   std::printf("%s\n", result.dump(2).c_str());
+  if (o.profile > 0) {  // after the JSON: the profiler's own cost stays out of the figures above
+    std::fprintf(stderr, "op profile, %lld steps:\n", static_cast<long long>(o.steps));
+    print_op_profile(
+        [&] {
+          for (int64_t i = 0; i < o.steps; ++i) step();
+        },
+        o.steps, o.profile, stderr);
+  }
 }
 }  // namespace
 
@@ -128,6 +138,12 @@ void register_bench(CLI::App& app, const GlobalOptions& globals) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   train->add_option("-o,--out", o->out, "also write the JSON here");
+  train
+      ->add_option("--profile", o->profile,
+                   "then run the steps again under LibTorch's profiler and print the N ops "
+                   "with the most self time to stderr (0 = off)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   train->callback([o, &globals] { run_bench_train(*o, globals); });
 }
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "models/ae.h"
+#include "models/conv_algorithm.h"
 
 namespace lf {
 namespace nn = torch::nn;
@@ -150,7 +151,7 @@ torch::Tensor LdmEncoderImpl::forward(const torch::Tensor& x) {
     if (level->downsample) h = level->downsample(h);
   }
   h = mid(h);
-  return conv_out(swish(norm_out(h)));
+  return conv_forward(*conv_out, swish(norm_out(h)));
 }
 
 LdmDecoderImpl::LdmDecoderImpl(LdmCoderOptions options) : options_(std::move(options)) {
@@ -189,7 +190,7 @@ torch::Tensor LdmDecoderImpl::forward(const torch::Tensor& z) {
   if (z.dim() != 4 || z.size(1) != options_.z_channels() || z.size(2) == 0 || z.size(3) == 0)
     fail("decoder", "expected latents [N, {}, h, w], got {}", options_.z_channels(),
          shape_str(z.sizes()));
-  auto h = mid(conv_in(z));
+  auto h = mid(conv_forward(*conv_in, z));
   for (auto level = levels_.rbegin(); level != levels_.rend(); ++level) {
     h = run_level_blocks(*level, h);
     if ((*level)->upsample) h = (*level)->upsample(h);

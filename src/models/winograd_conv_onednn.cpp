@@ -3,9 +3,15 @@
 // (2.2x faster at 256-512 channels). We write no kernel: only the memory plumbing around it.
 #include <oneapi/dnnl/dnnl.hpp>
 
+#include <array>
+#include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "core/error.h"
 #include "models/winograd_conv.h"
@@ -83,6 +89,192 @@ torch::Tensor transformed_weight(const torch::Tensor& weight, const memory::desc
   entry.buffer = buffer;
   return buffer;
 }
+
+memory::desc plain_f32(const Dims& dims) {
+  return memory::desc(dims, memory::data_type::f32,
+                      dims.size() == 4 ? memory::format_tag::nchw : memory::format_tag::x);
+}
+
+// `t` (contiguous, laid out as `plain`) as oneDNN memory of layout `want`: t itself where the
+// layouts agree, else a reordered copy in `keep`.
+memory in_layout(const torch::Tensor& t, const memory::desc& plain, const memory::desc& want,
+                 dnnl::stream& stream, torch::Tensor& keep) {
+  memory user(plain, cpu_engine(), t.data_ptr());
+  if (want == plain) return user;
+  keep = scratch(want.get_size());
+  memory blocked(want, cpu_engine(), keep.data_ptr());
+  dnnl::reorder(user, blocked).execute(stream, user, blocked);
+  return blocked;
+}
+
+// Memory of layout `want` to compute into, and the step that brings it to `out` (laid out as
+// `plain`): nothing where the layouts agree.
+struct Output {
+  memory mem;
+  std::function<void(dnnl::stream&)> finish;
+};
+Output out_layout(const torch::Tensor& out, const memory::desc& plain, const memory::desc& want,
+                  torch::Tensor& keep) {
+  memory user(plain, cpu_engine(), out.data_ptr());
+  if (want == plain) return {user, [](dnnl::stream&) {}};
+  keep = scratch(want.get_size());
+  memory blocked(want, cpu_engine(), keep.data_ptr());
+  return {blocked, [user, blocked](dnnl::stream& stream) mutable {
+            dnnl::reorder(blocked, user).execute(stream, blocked, user);
+          }};
+}
+
+// Forward, backward-data and backward-weights primitives of one training shape, made once: the
+// shapes of a training run are few, and making a primitive descriptor costs tens of microseconds.
+struct TrainingPrimitives {
+  dnnl::convolution_forward::primitive_desc forward_pd;
+  dnnl::convolution_backward_data::primitive_desc data_pd;
+  dnnl::convolution_backward_weights::primitive_desc weights_pd;
+  dnnl::convolution_forward forward;
+  dnnl::convolution_backward_data data;
+  dnnl::convolution_backward_weights weights;
+};
+
+using TrainingShape = std::array<int64_t, 5>;  // n, c, o, h, w
+
+TrainingPrimitives make_training_primitives(const TrainingShape& shape) {
+  const auto [n, c, o, h, w] = shape;
+  const Dims src{n, c, h, w}, wei{o, c, 3, 3}, dst{n, o, h, w}, one{1, 1};
+  const auto alg = dnnl::algorithm::convolution_winograd;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  const dnnl::convolution_forward::primitive_desc forward_pd(
+      dnnl::convolution_forward::desc(dnnl::prop_kind::forward_training, alg, any_f32(src),
+                                      any_f32(wei), plain_f32({o}), any_f32(dst), one, one, one),
+      attr, cpu_engine());
+  const dnnl::convolution_backward_data::primitive_desc data_pd(
+      dnnl::convolution_backward_data::desc(alg, any_f32(src), any_f32(wei), any_f32(dst), one, one,
+                                            one),
+      attr, cpu_engine(), forward_pd);
+  const dnnl::convolution_backward_weights::primitive_desc weights_pd(
+      dnnl::convolution_backward_weights::desc(alg, any_f32(src), any_f32(wei), plain_f32({o}),
+                                               any_f32(dst), one, one, one),
+      attr, cpu_engine(), forward_pd);
+  return {forward_pd,
+          data_pd,
+          weights_pd,
+          dnnl::convolution_forward(forward_pd),
+          dnnl::convolution_backward_data(data_pd),
+          dnnl::convolution_backward_weights(weights_pd)};
+}
+
+// Shared: a primitive in use stays alive if another thread starts the table over. Null where
+// oneDNN has no Winograd for the shape.
+std::shared_ptr<const TrainingPrimitives> find_training_primitives(const TrainingShape& shape) {
+  static std::mutex mutex;
+  static std::map<TrainingShape, std::shared_ptr<const TrainingPrimitives>> made;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = made.find(shape);
+  if (it == made.end()) {
+    if (made.size() >= 256) made.clear();  // a run that keeps changing shapes: start over
+    std::shared_ptr<const TrainingPrimitives> primitives;
+    try {
+      primitives = std::make_shared<const TrainingPrimitives>(make_training_primitives(shape));
+    } catch (const dnnl::error&) {  // unimplemented for this shape or CPU
+    }
+    it = made.emplace(shape, std::move(primitives)).first;
+  }
+  return it->second;
+}
+
+std::shared_ptr<const TrainingPrimitives> training_primitives(const TrainingShape& shape) {
+  auto primitives = find_training_primitives(shape);
+  if (!primitives)
+    fail("winograd::conv3x3_trainable",
+         "oneDNN has no Winograd training kernels for {} -> {} channels at {}x{}, batch {}",
+         shape[1], shape[2], shape[3], shape[4], shape[0]);
+  return primitives;
+}
+
+memory scratchpad(const memory::desc& desc, torch::Tensor& keep) {
+  keep = scratch(desc.get_size());
+  return memory(desc, cpu_engine(), keep.data_ptr());
+}
+
+struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               bool has_bias) {
+    const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3), o = weight.size(0);
+    const auto primitives = training_primitives({n, c, o, h, w});
+    const auto& p = *primitives;
+    const auto src = x.contiguous(), wei = weight.contiguous();
+    const auto b = bias.contiguous();
+    auto out = torch::empty({n, o, h, w}, x.options());
+    dnnl::stream stream(cpu_engine());
+    torch::Tensor src_keep, wei_keep, dst_keep, pad_keep;
+    const auto src_mem =
+        in_layout(src, plain_f32({n, c, h, w}), p.forward_pd.src_desc(), stream, src_keep);
+    const auto wei_mem =
+        in_layout(wei, plain_f32({o, c, 3, 3}), p.forward_pd.weights_desc(), stream, wei_keep);
+    auto dst = out_layout(out, plain_f32({n, o, h, w}), p.forward_pd.dst_desc(), dst_keep);
+    p.forward.execute(
+        stream, {{DNNL_ARG_SRC, src_mem},
+                 {DNNL_ARG_WEIGHTS, wei_mem},
+                 {DNNL_ARG_BIAS, memory(plain_f32({o}), cpu_engine(), b.data_ptr())},
+                 {DNNL_ARG_DST, dst.mem},
+                 {DNNL_ARG_SCRATCHPAD, scratchpad(p.forward_pd.scratchpad_desc(), pad_keep)}});
+    dst.finish(stream);
+    stream.wait();
+    ctx->save_for_backward({src, wei});
+    ctx->saved_data["has_bias"] = has_bias;
+    return out;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &src = saved[0], &wei = saved[1];
+    const int64_t n = src.size(0), c = src.size(1), h = src.size(2), w = src.size(3),
+                  o = wei.size(0);
+    const auto primitives = training_primitives({n, c, o, h, w});
+    const auto& p = *primitives;
+    const auto diff_dst = grads[0].contiguous();
+    const auto src_plain = plain_f32({n, c, h, w}), dst_plain = plain_f32({n, o, h, w}),
+               wei_plain = plain_f32({o, c, 3, 3});
+    dnnl::stream stream(cpu_engine());
+    torch::Tensor diff_dst_keep, diff_dst_keep2, wei_keep, src_keep, out_keep, pad_keep;
+    torch::Tensor grad_x, grad_w, grad_b;
+    if (ctx->needs_input_grad(0)) {
+      grad_x = torch::empty_like(src);
+      const auto dd =
+          in_layout(diff_dst, dst_plain, p.data_pd.diff_dst_desc(), stream, diff_dst_keep);
+      const auto wm = in_layout(wei, wei_plain, p.data_pd.weights_desc(), stream, wei_keep);
+      auto ds = out_layout(grad_x, src_plain, p.data_pd.diff_src_desc(), out_keep);
+      p.data.execute(stream,
+                     {{DNNL_ARG_DIFF_DST, dd},
+                      {DNNL_ARG_WEIGHTS, wm},
+                      {DNNL_ARG_DIFF_SRC, ds.mem},
+                      {DNNL_ARG_SCRATCHPAD, scratchpad(p.data_pd.scratchpad_desc(), pad_keep)}});
+      ds.finish(stream);
+    }
+    const bool has_bias = ctx->saved_data["has_bias"].toBool();
+    if (ctx->needs_input_grad(1) || (has_bias && ctx->needs_input_grad(2))) {
+      grad_w = torch::empty_like(wei);
+      grad_b = torch::empty({o}, wei.options());
+      const auto sm = in_layout(src, src_plain, p.weights_pd.src_desc(), stream, src_keep);
+      const auto dd =
+          in_layout(diff_dst, dst_plain, p.weights_pd.diff_dst_desc(), stream, diff_dst_keep2);
+      auto dw = out_layout(grad_w, wei_plain, p.weights_pd.diff_weights_desc(), out_keep);
+      p.weights.execute(
+          stream, {{DNNL_ARG_SRC, sm},
+                   {DNNL_ARG_DIFF_DST, dd},
+                   {DNNL_ARG_DIFF_WEIGHTS, dw.mem},
+                   {DNNL_ARG_DIFF_BIAS, memory(plain_f32({o}), cpu_engine(), grad_b.data_ptr())},
+                   {DNNL_ARG_SCRATCHPAD, scratchpad(p.weights_pd.scratchpad_desc(), pad_keep)}});
+      dw.finish(stream);
+    }
+    stream.wait();
+    if (!ctx->needs_input_grad(1)) grad_w = torch::Tensor();
+    if (!has_bias || !ctx->needs_input_grad(2)) grad_b = torch::Tensor();
+    return {grad_x, grad_w, grad_b, torch::Tensor()};
+  }
+};
 
 const char* isa_name(dnnl::cpu_isa isa) {
   switch (isa) {
@@ -171,6 +363,26 @@ torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
   if (dst_buffer.defined()) dnnl::reorder(dst_mem, out_mem).execute(stream, dst_mem, out_mem);
   stream.wait();
   return out;
+}
+
+bool trainable(int64_t n, int64_t c, int64_t o, int64_t h, int64_t w) {
+  return available() && find_training_primitives({n, c, o, h, w}) != nullptr;
+}
+
+torch::Tensor conv3x3_trainable(const torch::Tensor& x, const torch::Tensor& weight,
+                                const torch::Tensor& bias) {
+  if (x.dim() != 4 || weight.dim() != 4 || weight.size(1) != x.size(1) || weight.size(2) != 3 ||
+      weight.size(3) != 3 || x.scalar_type() != torch::kFloat32 ||
+      weight.scalar_type() != torch::kFloat32 || !x.device().is_cpu() ||
+      (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))))
+    fail("winograd::conv3x3_trainable",
+         "expected float32 CPU x [N, C, H, W], weight [O, C, 3, 3] and bias [O], got {}, {} and {}",
+         shape_str(x.sizes()), shape_str(weight.sizes()),
+         bias.defined() ? shape_str(bias.sizes()) : "none");
+  // An autograd function's inputs must be defined: no bias is a zero bias that gets no gradient.
+  return WinogradConvFunction::apply(
+      x, weight, bias.defined() ? bias : torch::zeros({weight.size(0)}, x.options()),
+      bias.defined());
 }
 
 void release_transformed(const torch::Tensor& weight) {
