@@ -90,6 +90,22 @@ torch::Tensor AutoencoderGANLossImpl::perceptual_distance(const torch::Tensor& x
   return net->forward(x, y).view({x.size(0), 1, 1, 1});
 }
 
+torch::Tensor AutoencoderGANLossImpl::adversarial_loss(const torch::Tensor& x_rec) {
+  if (!torch::GradMode::is_enabled() || !x_rec.requires_grad())
+    return -discriminator_->forward(x_rec).mean();
+  // Training needs d g_loss / d x_rec twice: for the adaptive weight (down to the last layer) and
+  // in the generator's backward. Backpropagating through the discriminator once, here, and
+  // handing its result G to x_rec's graph as the term sum(x_rec * G) (its value taken out again)
+  // gives the same loss and the same gradients as -mean(D(x_rec)) with one discriminator pass
+  // fewer. The discriminator's parameters get no gradient from this loss: the trainer freezes
+  // them during the generator's step (the reference zeroes them before the discriminator's).
+  const auto leaf = x_rec.detach().requires_grad_(true);
+  const auto g_loss = -discriminator_->forward(leaf).mean();
+  const auto g_grad = torch::autograd::grad({g_loss}, {leaf})[0];  // [N, C, H, W]
+  const auto linear = (x_rec * g_grad).sum();
+  return g_loss.detach() + (linear - linear.detach());
+}
+
 torch::Tensor AutoencoderGANLossImpl::adaptive_weight(const torch::Tensor& nll_loss,
                                                       const torch::Tensor& g_loss,
                                                       const torch::Tensor& last_layer) {
@@ -137,7 +153,7 @@ LossOutput AutoencoderGANLossImpl::generator_loss(const torch::Tensor& x,
   // reference computes and discards them; only the logged loss_g / d_weight differ: 0 here).
   const bool adversarial = disc_factor > 0;
   const auto zero = torch::zeros({}, x_rec.options().requires_grad(false));
-  const auto g_loss = adversarial ? -discriminator_->forward(x_rec).mean() : zero;
+  const auto g_loss = adversarial ? adversarial_loss(x_rec) : zero;
   LossOutput out;
   torch::Tensor nll_loss, d_weight = zero;
   if (!kl) {
