@@ -18,7 +18,7 @@ std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kAuto};
 constexpr int64_t kMinPixels = 64 * 64;
 constexpr int64_t kMinChannels = 64;
 // Training (forward, backward data and backward weights, layout reorders included) measured at
-// batch 32, 8x8 to 32x32, 32-64 channels (bench/conv_training_bench): 1.06x at 32 channels
+// batch 32, 8x8 to 32x32, 32-64 channels (bench/training_kernels_bench): 1.06x at 32 channels
 // 32x32, 1.4-1.6x at 64 channels 8x8 and 16x16. Winograd's tiles come from the whole batch, so
 // the threshold counts N*H*W.
 constexpr int64_t kMinTrainingPixels = 2048;

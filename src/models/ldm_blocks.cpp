@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "models/batched_matmul.h"
 #include "models/conv_algorithm.h"
 #include "models/upsample_fold.h"
 
@@ -81,12 +82,12 @@ torch::Tensor LdmAttnBlockImpl::forward(const torch::Tensor& x) {
       kAttentionChunkElements / std::max<int64_t>(1, n * positions), 1, positions);
   torch::Tensor out;
   if (chunk == positions) {
-    out = torch::bmm(torch::softmax(torch::bmm(queries, keys), -1), values);
+    out = batched_matmul(torch::softmax(batched_matmul(queries, keys), -1), values);
   } else {
     std::vector<torch::Tensor> parts;
     for (int64_t start = 0; start < positions; start += chunk) {
       const auto q_chunk = queries.narrow(1, start, std::min(chunk, positions - start));
-      parts.push_back(torch::bmm(torch::softmax(torch::bmm(q_chunk, keys), -1), values));
+      parts.push_back(batched_matmul(torch::softmax(batched_matmul(q_chunk, keys), -1), values));
     }
     out = torch::cat(parts, 1);
   }
