@@ -8,10 +8,11 @@
 
 namespace lf {
 
-// a [B, M, K] @ b [B, K, N] -> [B, M, N], torch::bmm's result (float rounding aside) and
-// differentiable in a and b (first order). float32 CPU tensors of any strides go through oneDNN
-// where this build has it; anything else (CUDA, float64, a build without oneDNN) through
-// torch::bmm, whose errors name a shape mismatch.
+// a [..., M, K] @ b [..., K, N] -> [..., M, N] with the same leading (batch) dims in both:
+// torch::matmul's result (float rounding aside), differentiable in a and b (first order).
+// float32 CPU tensors of any strides go through oneDNN where this build has it; anything else
+// (CUDA, float64, broadcast batch dims, a build without oneDNN) through torch::matmul, whose
+// errors name a shape mismatch.
 torch::Tensor batched_matmul(const torch::Tensor& a, const torch::Tensor& b);
 
 }  // namespace lf

@@ -10,6 +10,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/mapped_tensor.h"
+#include "models/batched_matmul.h"
 #include "models/conv_algorithm.h"
 
 namespace lf {
@@ -483,8 +484,8 @@ RowStore stream_attention(LdmAttnBlockImpl& attn, const Source& src, const Conte
     for (int64_t at = 0; at < count; at += chunk) {
       const int64_t len = std::min(chunk, count - at);
       h.narrow(1, at, len)
-          .copy_(
-              torch::bmm(torch::softmax(torch::bmm(queries.narrow(1, at, len), keys), -1), values));
+          .copy_(batched_matmul(
+              torch::softmax(batched_matmul(queries.narrow(1, at, len), keys), -1), values));
     }
     out.write(b, x + attn.proj_out(h.transpose(1, 2).reshape({n, c, e - b, width})));
     src.release_before(e);

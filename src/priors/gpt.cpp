@@ -6,7 +6,8 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "models/ae.h"  // OptionReader
+#include "io/option_reader.h"
+#include "models/batched_matmul.h"
 #include "priors/sliding_window.h"
 
 namespace lf {
@@ -76,14 +77,14 @@ torch::Tensor CausalSelfAttentionImpl::forward(const torch::Tensor& x, torch::Te
     *past_value = v;
   }
   const int64_t lk = k.size(2);
-  auto att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(d)));
+  auto att = batched_matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(d)));
   if (t > 1) {  // query t (absolute lk - T + t) sees keys <= its own position
     const auto future = torch::ones({t, lk}, x.options().dtype(torch::kBool)).triu(lk - t + 1);
     att = att.masked_fill(future, -std::numeric_limits<float>::infinity());
   }
   att = F::dropout(torch::softmax(att, -1),
                    F::DropoutFuncOptions().p(attn_pdrop_).training(is_training()));
-  const auto y = torch::matmul(att, v).transpose(1, 2).contiguous().view({n, t, c});
+  const auto y = batched_matmul(att, v).transpose(1, 2).contiguous().view({n, t, c});
   return F::dropout(proj(y), F::DropoutFuncOptions().p(resid_pdrop_).training(is_training()));
 }
 

@@ -1,5 +1,5 @@
-// batched_matmul: torch::bmm's result and gradients (against float64), for the strided operands
-// attention hands it, and torch::bmm's own behaviour where oneDNN does not apply.
+// batched_matmul: torch::matmul's result and gradients (against float64), for the strided operands
+// attention hands it, and torch::matmul's own behaviour where oneDNN does not apply.
 #include "models/batched_matmul.h"
 
 #include <gtest/gtest.h>
@@ -42,6 +42,24 @@ TEST(BatchedMatmul, MatchesFloat64WithGradients) {
   }
 }
 
+// The GPT prior's heads: [N, heads, T, d] views of [N, T, C] (transposed, so the two batch dims
+// are not mergeable), scores and weighted values.
+TEST(BatchedMatmul, FourDimensionalViews) {
+  torch::manual_seed(1);
+  const auto x64 = torch::randn({2, 7, 3, 8}, torch::kFloat64);  // [N, T, heads, d]
+  const auto q64 = x64.transpose(1, 2).requires_grad_();         // [N, heads, T, d]
+  const auto k64 = (x64 * 0.5).detach().transpose(1, 2).requires_grad_();
+  const auto q = q64.detach().to(torch::kFloat32).requires_grad_();
+  const auto k = k64.detach().to(torch::kFloat32).requires_grad_();
+  const auto g = torch::randn({2, 3, 7, 7}, torch::kFloat64);
+  batched_matmul(q, k.transpose(-2, -1)).backward(g.to(torch::kFloat32));
+  const auto y64 = torch::matmul(q64, k64.transpose(-2, -1));
+  y64.backward(g);
+  EXPECT_LT(max_rel(batched_matmul(q, k.transpose(-2, -1)).to(torch::kFloat64), y64), 1e-5);
+  EXPECT_LT(max_rel(q.grad().to(torch::kFloat64), q64.grad()), 1e-5);
+  EXPECT_LT(max_rel(k.grad().to(torch::kFloat64), k64.grad()), 1e-5);
+}
+
 TEST(BatchedMatmul, GradientOnlyWhereAsked) {
   const auto a = torch::randn({2, 3, 4}), b = torch::randn({2, 4, 5}).requires_grad_();
   batched_matmul(a, b).sum().backward();
@@ -51,10 +69,14 @@ TEST(BatchedMatmul, GradientOnlyWhereAsked) {
   EXPECT_FALSE(batched_matmul(a, b).requires_grad());
 }
 
-TEST(BatchedMatmul, OtherwiseTorchBmm) {
+TEST(BatchedMatmul, OtherwiseTorchMatmul) {
   const auto a = torch::randn({2, 3, 4}, torch::kFloat64),
              b = torch::randn({2, 4, 5}, torch::kFloat64);
   EXPECT_TRUE(batched_matmul(a, b).equal(torch::bmm(a, b)));
+  // broadcast batch dims: torch::matmul's own
+  const auto shared = torch::randn({4, 5});
+  EXPECT_TRUE(batched_matmul(torch::ones({2, 3, 4}), shared)
+                  .equal(torch::matmul(torch::ones({2, 3, 4}), shared)));
   EXPECT_THROW(batched_matmul(torch::randn({2, 3, 4}), torch::randn({2, 5, 4})), c10::Error);
   EXPECT_EQ(batched_matmul(torch::randn({0, 3, 4}), torch::randn({0, 4, 5})).sizes(),
             (std::vector<int64_t>{0, 3, 5}));
