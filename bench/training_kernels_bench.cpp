@@ -41,35 +41,46 @@ double median_ms(Fn&& fn, int repeats) {
 }
 
 // Attention at the VQGAN's 8x8 and 16x16 maps and SD's 64x64 (chunked): scores q k^T
-// ([B, HW, C] x [B, C, HW]) and their backward (two more products of the same size).
+// ([B, HW, C] x [B, C, HW]) and their backward (two more products of the same size); and the GPT
+// prior's heads ([N, heads, T, d] views of [N, T, C]) in training and in cached sampling (one
+// query position against the stored keys).
 void print_matmul_table(int64_t batch, int repeats) {
   std::printf(
-      "batched matmul [B, M, K] x [B, K, N], forward + backward, %d threads: torch::bmm vs "
-      "oneDNN\n\n| B | M | K | N | torch::bmm (ms) | oneDNN (ms) | speed-up | max rel diff |\n"
-      "|---|---|---|---|---|---|---|---|\n",
+      "batched matmul [B, (heads,) M, K] x [B, (heads,) K, N], forward + backward, %d threads: "
+      "torch::matmul vs oneDNN\n\n| B | heads | M | K | N | torch::matmul (ms) | oneDNN (ms) | "
+      "speed-up | max rel diff |\n|---|---|---|---|---|---|---|---|---|\n",
       torch::get_num_threads());
   struct Shape {
-    int64_t b, m, k, n;
+    int64_t b, heads, m, k, n;  // heads 0: three-dimensional operands
   };
-  for (const Shape s : {Shape{batch, 64, 64, 64}, Shape{batch, 256, 64, 256},
-                        Shape{batch, 64, 128, 64}, Shape{1, 1024, 512, 4096}}) {
+  for (const Shape s :
+       {Shape{batch, 0, 64, 64, 64}, Shape{batch, 0, 256, 64, 256}, Shape{batch, 0, 64, 128, 64},
+        Shape{1, 0, 1024, 512, 4096}, Shape{batch, 4, 50, 32, 50}, Shape{batch, 4, 1, 32, 50}}) {
     torch::manual_seed(0);
-    const auto a = torch::randn({s.b, s.k, s.m}).transpose(1, 2).requires_grad_();  // as q
-    const auto b = torch::randn({s.b, s.k, s.n}).requires_grad_();
-    const auto g = torch::randn({s.b, s.m, s.n});
+    torch::Tensor a, b;
+    if (s.heads == 0) {
+      a = torch::randn({s.b, s.k, s.m}).transpose(1, 2);  // as attention's q
+      b = torch::randn({s.b, s.k, s.n});
+    } else {  // [N, T, heads, d] -> [N, heads, T, d], as the GPT's heads
+      a = torch::randn({s.b, s.m, s.heads, s.k}).transpose(1, 2);
+      b = torch::randn({s.b, s.n, s.heads, s.k}).transpose(1, 2).transpose(-2, -1);
+    }
+    a.requires_grad_();
+    b.requires_grad_();
+    const auto g = torch::randn(torch::matmul(a, b).sizes());
     const auto step = [&](bool onednn) {
       for (auto t : {a, b}) t.mutable_grad().reset();
-      (onednn ? lf::batched_matmul(a, b) : torch::bmm(a, b)).backward(g);
+      (onednn ? lf::batched_matmul(a, b) : torch::matmul(a, b)).backward(g);
     };
     const double reference = median_ms([&] { step(false); }, repeats);
     const double ours = median_ms([&] { step(true); }, repeats);
-    const auto expected = torch::bmm(a, b);
+    const auto expected = torch::matmul(a, b);
     const double rel =
         ((lf::batched_matmul(a, b) - expected).abs().max() / expected.abs().max()).item<double>();
-    std::printf("| %lld | %lld | %lld | %lld | %.3f | %.3f | %.2f | %.1e |\n",
-                static_cast<long long>(s.b), static_cast<long long>(s.m),
-                static_cast<long long>(s.k), static_cast<long long>(s.n), reference, ours,
-                reference / ours, rel);
+    std::printf("| %lld | %lld | %lld | %lld | %lld | %.3f | %.3f | %.2f | %.1e |\n",
+                static_cast<long long>(s.b), static_cast<long long>(std::max<int64_t>(s.heads, 1)),
+                static_cast<long long>(s.m), static_cast<long long>(s.k),
+                static_cast<long long>(s.n), reference, ours, reference / ours, rel);
     std::fflush(stdout);
   }
   std::printf("\n");
