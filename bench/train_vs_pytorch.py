@@ -18,7 +18,13 @@ which is off in these configs), in a plain loop that, like ours, runs the autoen
 step and skips the discriminator pass before disc_start (the Lightning loop of the originals runs
 the autoencoder once per optimizer, twice per step: slower than this reference).
 
+With --rounds N every measurement (ours and each reference) is repeated N times, interleaved, and
+each cell is the median over the rounds; the ratio column is then the ratio of the medians, and
+the range column gives the lowest and highest ratio of a single round (the machine's own drift
+moves single runs of the small GAN configs by 10-20%).
+
   /usr/bin/python3 bench/train_vs_pytorch.py [--binary build/latentforge] [--steps 30] [--threads N]
+                                             [--rounds 1] [--configs configs/vqgan_fashion.yaml ...]
 """
 import argparse
 import contextlib
@@ -339,6 +345,13 @@ def reference_in_child(ours, threads, steps, warmup, jemalloc):
     return json.loads(out.splitlines()[-1])
 
 
+def median_run(runs):
+    """The run with the median images/s (the lower middle one of an even count), whole: its faults,
+    system time and peak RSS come with it."""
+    ordered = sorted(runs, key=lambda r: r["images_per_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--binary", default="build/latentforge")
@@ -346,6 +359,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--configs", nargs="*", default=CONFIGS)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every measurement, report medians")
     parser.add_argument("--reference-child", help=argparse.SUPPRESS)  # internal: one reference run
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -375,33 +389,45 @@ def main():
             probe = json.loads(subprocess.run(command[:-4] + ["--steps", "1", "--warmup", "0"], check=True,
                                               capture_output=True, text=True).stdout)
             step = probe["model"]["loss"]["disc_start"]
-        out = subprocess.run(command + ["--step", str(step)], check=True, capture_output=True, text=True).stdout
-        ours = json.loads(out)
         # PyTorch at the same thread count and at one thread (on some machines one thread is
         # faster: OpenMP threads spinning), each as users run it and with our allocator; the ratios
         # are taken against the better thread count of each.
-        ref = {(t, j): reference_in_child(ours, t, args.steps, args.warmup, j)
-               for j in (False, True) for t in sorted({args.threads, 1})}
+        variants = [(t, j) for j in (False, True) for t in sorted({args.threads, 1})]
+        rounds_ours, rounds_ref, round_ratios = [], {v: [] for v in variants}, []
+        for _ in range(max(1, args.rounds)):
+            out = subprocess.run(command + ["--step", str(step)], check=True, capture_output=True,
+                                 text=True).stdout
+            ours = json.loads(out)
+            rounds_ours.append(ours)
+            this_round = {v: reference_in_child(ours, v[0], args.steps, args.warmup, v[1]) for v in variants}
+            for v, r in this_round.items():
+                rounds_ref[v].append(r)
+            best_now = max(r["images_per_s"] for (t, j), r in this_round.items() if not j)
+            round_ratios.append(ours["images_per_s"] / best_now)
+        ours = median_run(rounds_ours)
+        ref = {v: median_run(runs) for v, runs in rounds_ref.items()}
         best = max((r for (t, j), r in ref.items() if not j), key=lambda r: r["images_per_s"])
         best_jemalloc = max((r for (t, j), r in ref.items() if j), key=lambda r: r["images_per_s"])
-        rows.append((name, ours, ref[(args.threads, False)], ref[(1, False)], best, best_jemalloc))
+        rows.append((name, ours, ref[(args.threads, False)], ref[(1, False)], best, best_jemalloc,
+                     (min(round_ratios), max(round_ratios))))
 
     print(f"training throughput, {args.threads} threads, torch {torch.__version__} (PyTorch reference in the same run; "
-          "each reference measurement in a fresh process)")
+          f"each reference measurement in a fresh process; median of {max(1, args.rounds)} round(s))")
     print(f"| config | batch | latentforge img/s | ms/step | PyTorch img/s ({args.threads} threads) | PyTorch img/s (1 thread) "
-          "| PyTorch + jemalloc img/s (better thread count) | ratio vs best PyTorch | ratio vs best PyTorch + jemalloc |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for name, ours, ref_n, ref_1, best, best_j in rows:
+          "| PyTorch + jemalloc img/s (better thread count) | ratio vs best PyTorch | ratio vs best PyTorch + jemalloc "
+          "| ratio vs best PyTorch, single rounds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, ours, ref_n, ref_1, best, best_j, spread in rows:
         ips = ours["images_per_s"]
         print(f"| {name} | {ours['batch_size']} | {ips:.0f} | {ours['step_ms']:.1f} | {ref_n['images_per_s']:.0f} "
               f"| {ref_1['images_per_s']:.0f} | {best_j['images_per_s']:.0f} | {ips / best['images_per_s']:.2f} "
-              f"| {ips / best_j['images_per_s']:.2f} |")
+              f"| {ips / best_j['images_per_s']:.2f} | {spread[0]:.2f}-{spread[1]:.2f} |")
     print()
     print("what the kernel charged per timed step (minor page faults / system ms), and each process's peak RSS "
           "(MB); PyTorch at the thread count of its best run")
     print("| config | latentforge | PyTorch | PyTorch + jemalloc |")
     print("|---|---|---|---|")
-    for name, ours, _, _, best, best_j in rows:
+    for name, ours, _, _, best, best_j, _ in rows:
         cells = [f"{r['minor_faults_per_step']} / {r['system_ms_per_step']:.1f} / {r['peak_rss_mb']:.0f}"
                  for r in (ours, best, best_j)]
         print(f"| {name} | " + " | ".join(cells) + " |")
