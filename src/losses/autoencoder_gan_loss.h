@@ -71,9 +71,9 @@ class AutoencoderGANLossImpl : public torch::nn::Module {
  private:
   // x, y: [N, C, H, W] -> [N, 1, 1, 1]; LPIPS follows x's device and dtype.
   torch::Tensor perceptual_distance(const torch::Tensor& x, const torch::Tensor& y);
-  // The adaptive weight, or 0 where it cannot be taken outside training (as taming's try/except).
   // -mean(D(x_rec)), with its gradient through x_rec (see the .cpp).
   torch::Tensor adversarial_loss(const torch::Tensor& x_rec);
+  // The adaptive weight, or 0 where it cannot be taken outside training (as taming's try/except).
   torch::Tensor adaptive_weight(const torch::Tensor& nll_loss, const torch::Tensor& g_loss,
                                 const torch::Tensor& last_layer);
 

@@ -374,7 +374,9 @@ torch::Tensor conv3x3_trainable(const torch::Tensor& x, const torch::Tensor& wei
   if (x.dim() != 4 || weight.dim() != 4 || weight.size(1) != x.size(1) || weight.size(2) != 3 ||
       weight.size(3) != 3 || x.scalar_type() != torch::kFloat32 ||
       weight.scalar_type() != torch::kFloat32 || !x.device().is_cpu() ||
-      (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0))))
+      !weight.device().is_cpu() ||
+      (bias.defined() && (bias.dim() != 1 || bias.size(0) != weight.size(0) ||
+                          bias.scalar_type() != torch::kFloat32 || !bias.device().is_cpu())))
     fail("winograd::conv3x3_trainable",
          "expected float32 CPU x [N, C, H, W], weight [O, C, 3, 3] and bias [O], got {}, {} and {}",
          shape_str(x.sizes()), shape_str(weight.sizes()),
