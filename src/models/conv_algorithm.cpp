@@ -18,9 +18,9 @@ std::atomic<ConvAlgorithm> algorithm{ConvAlgorithm::kAuto};
 constexpr int64_t kMinPixels = 64 * 64;
 constexpr int64_t kMinChannels = 64;
 // Training (forward, backward data and backward weights, layout reorders included) measured at
-// batch 32, 8x8 to 32x32, 32-64 channels (bench/training_kernels_bench): 1.06x at 32 channels
-// 32x32, 1.4-1.6x at 64 channels 8x8 and 16x16. Winograd's tiles come from the whole batch, so
-// the threshold counts N*H*W.
+// batch 32, 8x8 to 32x32, 32-128 channels (bench/training_kernels_bench): break-even at 32
+// channels (0.98-1.12x), 1.3-1.6x from 64 channels. Winograd's tiles come from the whole batch,
+// so the threshold counts N*H*W.
 constexpr int64_t kMinTrainingPixels = 2048;
 constexpr int64_t kMinTrainingChannels = 32;
 
@@ -61,7 +61,7 @@ std::string conv_algorithm_summary() {
   if (!winograd::available())
     return "auto: direct (LibTorch's convolution); Winograd off: " + winograd::describe();
   return "auto: Winograd F(4x4,3x3) (" + winograd::describe() +
-         ") for 3x3 stride-1 convs: " + "inference with >= " + std::to_string(kMinChannels) +
+         ") for 3x3 stride-1 convs: inference with >= " + std::to_string(kMinChannels) +
          " channels and H*W >= " + std::to_string(kMinPixels) +
          ", training with >= " + std::to_string(kMinTrainingChannels) +
          " channels and N*H*W >= " + std::to_string(kMinTrainingPixels) + "; direct elsewhere";
@@ -84,7 +84,7 @@ bool uses_winograd(const torch::nn::Conv2dImpl& conv, const torch::Tensor& x) {
   const int64_t channels = std::min(o.in_channels(), o.out_channels());
   if (records_gradients(conv, x))
     return x.size(0) * x.size(2) * x.size(3) >= kMinTrainingPixels &&
-           channels >= kMinTrainingChannels && winograd::available() &&
+           channels >= kMinTrainingChannels &&
            winograd::trainable(x.size(0), o.in_channels(), o.out_channels(), x.size(2), x.size(3));
   if (x.size(2) * x.size(3) < kMinPixels || channels < kMinChannels) return false;
   return winograd::available();

@@ -4,7 +4,6 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <array>
-#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -107,21 +106,20 @@ memory in_layout(const torch::Tensor& t, const memory::desc& plain, const memory
   return blocked;
 }
 
-// Memory of layout `want` to compute into, and the step that brings it to `out` (laid out as
-// `plain`): nothing where the layouts agree.
-struct Output {
-  memory mem;
-  std::function<void(dnnl::stream&)> finish;
-};
-Output out_layout(const torch::Tensor& out, const memory::desc& plain, const memory::desc& want,
+// Memory of layout `want` to compute into: `out` (contiguous, laid out as `plain`) itself where
+// the layouts agree, else a buffer in `keep`; deliver() then brings the result to `out`.
+memory out_layout(const torch::Tensor& out, const memory::desc& plain, const memory::desc& want,
                   torch::Tensor& keep) {
-  memory user(plain, cpu_engine(), out.data_ptr());
-  if (want == plain) return {user, [](dnnl::stream&) {}};
+  if (want == plain) return memory(plain, cpu_engine(), out.data_ptr());
   keep = scratch(want.get_size());
-  memory blocked(want, cpu_engine(), keep.data_ptr());
-  return {blocked, [user, blocked](dnnl::stream& stream) mutable {
-            dnnl::reorder(blocked, user).execute(stream, blocked, user);
-          }};
+  return memory(want, cpu_engine(), keep.data_ptr());
+}
+
+void deliver(memory computed, const torch::Tensor& out, const memory::desc& plain,
+             dnnl::stream& stream) {
+  if (computed.get_desc() == plain) return;  // computed in place
+  memory user(plain, cpu_engine(), out.data_ptr());
+  dnnl::reorder(computed, user).execute(stream, computed, user);
 }
 
 // Forward, backward-data and backward-weights primitives of one training shape, made once: the
@@ -212,14 +210,15 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
         in_layout(src, plain_f32({n, c, h, w}), p.forward_pd.src_desc(), stream, src_keep);
     const auto wei_mem =
         in_layout(wei, plain_f32({o, c, 3, 3}), p.forward_pd.weights_desc(), stream, wei_keep);
-    auto dst = out_layout(out, plain_f32({n, o, h, w}), p.forward_pd.dst_desc(), dst_keep);
+    const auto dst_plain = plain_f32({n, o, h, w});
+    const auto dst = out_layout(out, dst_plain, p.forward_pd.dst_desc(), dst_keep);
     p.forward.execute(
         stream, {{DNNL_ARG_SRC, src_mem},
                  {DNNL_ARG_WEIGHTS, wei_mem},
                  {DNNL_ARG_BIAS, memory(plain_f32({o}), cpu_engine(), b.data_ptr())},
-                 {DNNL_ARG_DST, dst.mem},
+                 {DNNL_ARG_DST, dst},
                  {DNNL_ARG_SCRATCHPAD, scratchpad(p.forward_pd.scratchpad_desc(), pad_keep)}});
-    dst.finish(stream);
+    deliver(dst, out, dst_plain, stream);
     stream.wait();
     ctx->save_for_backward({src, wei});
     ctx->saved_data["has_bias"] = has_bias;
@@ -245,13 +244,13 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
       const auto dd =
           in_layout(diff_dst, dst_plain, p.data_pd.diff_dst_desc(), stream, diff_dst_keep);
       const auto wm = in_layout(wei, wei_plain, p.data_pd.weights_desc(), stream, wei_keep);
-      auto ds = out_layout(grad_x, src_plain, p.data_pd.diff_src_desc(), out_keep);
+      const auto ds = out_layout(grad_x, src_plain, p.data_pd.diff_src_desc(), out_keep);
       p.data.execute(stream,
                      {{DNNL_ARG_DIFF_DST, dd},
                       {DNNL_ARG_WEIGHTS, wm},
-                      {DNNL_ARG_DIFF_SRC, ds.mem},
+                      {DNNL_ARG_DIFF_SRC, ds},
                       {DNNL_ARG_SCRATCHPAD, scratchpad(p.data_pd.scratchpad_desc(), pad_keep)}});
-      ds.finish(stream);
+      deliver(ds, grad_x, src_plain, stream);
     }
     const bool has_bias = ctx->saved_data["has_bias"].toBool();
     if (ctx->needs_input_grad(1) || (has_bias && ctx->needs_input_grad(2))) {
@@ -260,14 +259,14 @@ struct WinogradConvFunction : torch::autograd::Function<WinogradConvFunction> {
       const auto sm = in_layout(src, src_plain, p.weights_pd.src_desc(), stream, src_keep);
       const auto dd =
           in_layout(diff_dst, dst_plain, p.weights_pd.diff_dst_desc(), stream, diff_dst_keep2);
-      auto dw = out_layout(grad_w, wei_plain, p.weights_pd.diff_weights_desc(), out_keep);
+      const auto dw = out_layout(grad_w, wei_plain, p.weights_pd.diff_weights_desc(), out_keep);
       p.weights.execute(
           stream, {{DNNL_ARG_SRC, sm},
                    {DNNL_ARG_DIFF_DST, dd},
-                   {DNNL_ARG_DIFF_WEIGHTS, dw.mem},
+                   {DNNL_ARG_DIFF_WEIGHTS, dw},
                    {DNNL_ARG_DIFF_BIAS, memory(plain_f32({o}), cpu_engine(), grad_b.data_ptr())},
                    {DNNL_ARG_SCRATCHPAD, scratchpad(p.weights_pd.scratchpad_desc(), pad_keep)}});
-      dw.finish(stream);
+      deliver(dw, grad_w, wei_plain, stream);
     }
     stream.wait();
     if (!ctx->needs_input_grad(1)) grad_w = torch::Tensor();
@@ -334,33 +333,19 @@ torch::Tensor conv3x3(const torch::Tensor& x, const torch::Tensor& weight,
   const auto b = bias.defined() ? bias.contiguous() : torch::zeros({o});
   auto out = torch::empty({n, o, h, w}, x.options());  // [N, O, H, W]
 
-  const memory::desc plain_src({n, c, h, w}, memory::data_type::f32, memory::format_tag::nchw);
-  const memory::desc plain_dst({n, o, h, w}, memory::data_type::f32, memory::format_tag::nchw);
-  memory src_mem(plain_src, cpu_engine(), src.data_ptr());
-  torch::Tensor src_buffer, dst_buffer;
-  if (pd.src_desc() != plain_src) {  // NCHW -> the blocked layout (nChw16c) the kernel reads
-    src_buffer = scratch(pd.src_desc().get_size());
-    memory blocked(pd.src_desc(), cpu_engine(), src_buffer.data_ptr());
-    dnnl::reorder(src_mem, blocked).execute(stream, src_mem, blocked);
-    src_mem = blocked;
-  }
-  memory out_mem(plain_dst, cpu_engine(), out.data_ptr());
-  memory dst_mem = out_mem;
-  if (pd.dst_desc() != plain_dst) {
-    dst_buffer = scratch(pd.dst_desc().get_size());
-    dst_mem = memory(pd.dst_desc(), cpu_engine(), dst_buffer.data_ptr());
-  }
+  torch::Tensor src_keep, dst_keep, pad_keep;
+  // NCHW -> the blocked layout (nChw16c) the kernel reads, and back
+  const auto src_mem = in_layout(src, plain_f32({n, c, h, w}), pd.src_desc(), stream, src_keep);
+  const auto dst_plain = plain_f32({n, o, h, w});
+  const auto dst_mem = out_layout(out, dst_plain, pd.dst_desc(), dst_keep);
   const auto weights = transformed_weight(weight, pd.weights_desc(), stream);
-  memory weight_mem(pd.weights_desc(), cpu_engine(), weights.data_ptr());
-  memory bias_mem(pd.bias_desc(), cpu_engine(), b.data_ptr());
-  const auto pad = scratch(pd.scratchpad_desc().get_size());
-  memory pad_mem(pd.scratchpad_desc(), cpu_engine(), pad.data_ptr());
-  dnnl::convolution_forward(pd).execute(stream, {{DNNL_ARG_SRC, src_mem},
-                                                 {DNNL_ARG_WEIGHTS, weight_mem},
-                                                 {DNNL_ARG_BIAS, bias_mem},
-                                                 {DNNL_ARG_DST, dst_mem},
-                                                 {DNNL_ARG_SCRATCHPAD, pad_mem}});
-  if (dst_buffer.defined()) dnnl::reorder(dst_mem, out_mem).execute(stream, dst_mem, out_mem);
+  dnnl::convolution_forward(pd).execute(
+      stream, {{DNNL_ARG_SRC, src_mem},
+               {DNNL_ARG_WEIGHTS, memory(pd.weights_desc(), cpu_engine(), weights.data_ptr())},
+               {DNNL_ARG_BIAS, memory(pd.bias_desc(), cpu_engine(), b.data_ptr())},
+               {DNNL_ARG_DST, dst_mem},
+               {DNNL_ARG_SCRATCHPAD, scratchpad(pd.scratchpad_desc(), pad_keep)}});
+  deliver(dst_mem, out, dst_plain, stream);
   stream.wait();
   return out;
 }
