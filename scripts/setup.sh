@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   dataset-fashion-mnist
   python3-torch python3-numpy
+  libjpeg62-turbo-dev  # libjpeg-turbo, the JPEG decoder (src/io/jpeg_decoder.h: not stb's)
   libjemalloc-dev      # the allocator linked into every binary (CMakeLists.txt: LF_JEMALLOC)
   libdnnl-dev          # oneDNN headers for the Winograd path; the library is libtorch's libdnnl2
   libtcmalloc-minimal4 # only for bench/: the Python reference with tcmalloc preloaded

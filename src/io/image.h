@@ -1,4 +1,5 @@
-// Image files <-> float tensors in [-1, 1] (stb_image / stb_image_write / stb_image_resize),
+// Image files <-> float tensors in [-1, 1] (stb_image / stb_image_write / stb_image_resize, and
+// libjpeg-turbo for decoding JPEGs),
 // plus resizing, centre crops and torchvision-style grids for sample sheets.
 #pragma once
 
@@ -16,7 +17,8 @@ constexpr int64_t kImageMaxPixels = int64_t{1} << 28;
 
 // Loads PNG/JPEG/BMP/... (format from the content) -> float32 [C, H, W] in [-1, 1].
 // channels 0 keeps the stored colour kind (gray -> 1, gray+alpha -> 1, RGB/RGBA -> 3);
-// 1 or 3 converts (RGB -> gray uses stb's luma weights). Alpha is always dropped.
+// 1 or 3 converts (RGB -> gray is luma: a JPEG's own Y, stb's weights for PNG and BMP). Alpha is
+// always dropped.
 torch::Tensor load_image(const std::string& path, int64_t channels = 0);
 
 // What an encoded image's header says, read without decoding it.

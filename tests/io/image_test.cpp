@@ -6,10 +6,14 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include <jpeglib.h>  // after <cstdio>: it uses size_t and FILE without including them
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -32,6 +36,42 @@ class ImageTest : public ::testing::Test {
   std::string path(const std::string& name) const { return (dir_ / name).string(); }
   void write_bytes(const std::string& file, const std::string& bytes) const {
     std::ofstream(file, std::ios::binary) << bytes;
+  }
+  // A JPEG written by libjpeg itself (quality 100, 4:4:4), for the kinds stb never writes:
+  // components 1 (in_space JCS_GRAYSCALE) or 4 (JCS_CMYK, stored as JCS_YCCK with Adobe's marker),
+  // progressive with the given scan script when `scans` is not empty.
+  static std::string encode_with_libjpeg(const uint8_t* pixels, int width, int height,
+                                         int components, J_COLOR_SPACE in_space,
+                                         J_COLOR_SPACE jpeg_space,
+                                         const std::vector<jpeg_scan_info>& scans = {}) {
+    jpeg_compress_struct cinfo;
+    jpeg_error_mgr errors;
+    cinfo.err = jpeg_std_error(&errors);  // a failure here exits the test binary, loudly
+    jpeg_create_compress(&cinfo);
+    unsigned char* buffer = nullptr;
+    unsigned long size = 0;
+    jpeg_mem_dest(&cinfo, &buffer, &size);
+    cinfo.image_width = width, cinfo.image_height = height;
+    cinfo.input_components = components, cinfo.in_color_space = in_space;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_colorspace(&cinfo, jpeg_space);
+    jpeg_set_quality(&cinfo, 100, TRUE);
+    for (int i = 0; i < cinfo.num_components; ++i)
+      cinfo.comp_info[i].h_samp_factor = cinfo.comp_info[i].v_samp_factor = 1;
+    if (!scans.empty()) {
+      cinfo.scan_info = scans.data();
+      cinfo.num_scans = static_cast<int>(scans.size());
+    }
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+      JSAMPROW row = const_cast<uint8_t*>(pixels) + cinfo.next_scanline * width * components;
+      jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    std::string bytes(reinterpret_cast<const char*>(buffer), size);
+    std::free(buffer);
+    return bytes;
   }
   // Number of entries in the test directory (catches leftover temp files).
   size_t dir_entries() const {
@@ -354,17 +394,93 @@ TEST_F(ImageTest, TopDownBmpHeightsAreCheckedAsSizes) {
   EXPECT_TRUE(torch::allclose(loaded, lf::load_image(path("bottom_up.bmp"))));
 }
 
-// Found by fuzz/fuzz_image in CI: a JPEG whose entropy-coded data is corrupted so that a marker
-// ends the scan mid-block. stb's bit reader then goes on past the marker with zero bits and at
-// one point shifts a zero by 32 or more (stbi__grow_buffer_unsafe, UBSan "shift exponent 32").
-// The value shifted is always zero there, so the decode is well defined in practice: the file
-// decodes to an image of the size its header states, the lost blocks filled in. fuzz.sh
-// suppresses exactly that report (fuzz/ubsan_suppressions.txt) and seeds the fuzzer with this file.
+// Found by fuzz/fuzz_image in CI, when stb still decoded JPEGs: a JPEG whose entropy-coded data is
+// corrupted so that a marker ends the scan mid-block (stb then shifted a zero by 32 or more).
+// libjpeg warns and fills in the lost blocks: the file decodes to the size its header states.
 TEST_F(ImageTest, HostileJpegWhoseScanEndsMidBlockDecodesWithoutReadingPastIt) {
   const std::string file = std::string(LF_TEST_DATA_DIR) + "/images/jpeg_scan_past_marker.jpg";
   const torch::Tensor image = lf::load_image(file);
   EXPECT_EQ(image.sizes(), (std::vector<int64_t>{3, 32, 32}));
   EXPECT_TRUE(torch::isfinite(image).all().item<bool>());
+}
+
+// Found by fuzz/fuzz_image in CI: Huffman tables whose code lengths do not form a prefix code. The
+// stb_image 2.27 in Debian computed a symbol index outside its 256-entry arrays from them and
+// aborted on an assert (or, built without asserts, read past the arrays: nothings/stb#1289). That
+// is why JPEGs go to libjpeg-turbo (io/jpeg_decoder.h), which names the table as bad.
+TEST_F(ImageTest, HostileJpegHuffmanTableThatIsNotAPrefixCodeIsAnError) {
+  const std::string file =
+      std::string(LF_TEST_DATA_DIR) + "/images/jpeg_huffman_symbol_out_of_range.jpg";
+  for (const int64_t channels : {0, 1, 3})
+    expect_image_error([&] { lf::load_image(file, channels); },
+                       {"[image::load]", file, "Bogus Huffman table definition"});
+}
+
+// What stb never wrote: a one-component (gray) JPEG loads as stored with 1 channel, and an Adobe
+// CMYK JPEG (libjpeg stores it as YCCK) loads as RGB = C * K / 255, or gray from that RGB.
+TEST_F(ImageTest, GrayAndCmykJpegs) {
+  const int h = 16, w = 24;
+  std::vector<uint8_t> gray(h * w), cmyk(h * w * 4);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      gray[y * w + x] = static_cast<uint8_t>(40 + 8 * x);
+      uint8_t* p = &cmyk[(y * w + x) * 4];
+      p[0] = static_cast<uint8_t>(60 + 6 * x), p[1] = static_cast<uint8_t>(200 - 5 * y);
+      p[2] = 128, p[3] = static_cast<uint8_t>(255 - 4 * x);
+    }
+  const std::string gray_file = path("gray.jpg");
+  write_bytes(gray_file, encode_with_libjpeg(gray.data(), w, h, 1, JCS_GRAYSCALE, JCS_GRAYSCALE));
+  const torch::Tensor loaded_gray = lf::load_image(gray_file);
+  ASSERT_EQ(loaded_gray.sizes(), (std::vector<int64_t>{1, h, w}));
+  const torch::Tensor expected_gray =
+      lf::from_uint8_hwc(torch::from_blob(gray.data(), {h, w, 1}, torch::kUInt8));
+  EXPECT_LT((loaded_gray - expected_gray).abs().max().item<float>(), 4.0f / 127.5f);
+  EXPECT_EQ(lf::load_image(gray_file, 3).size(0), 3);
+
+  const std::string cmyk_file = path("cmyk.jpg");
+  write_bytes(cmyk_file, encode_with_libjpeg(cmyk.data(), w, h, 4, JCS_CMYK, JCS_YCCK));
+  const torch::Tensor c =
+      torch::from_blob(cmyk.data(), {h, w, 4}, torch::kUInt8).toType(torch::kFloat64);
+  const torch::Tensor k = c.narrow(2, 3, 1);
+  const torch::Tensor rgb = (c.narrow(2, 0, 3) * k / 255.0).permute({2, 0, 1}) / 127.5 - 1.0;
+  const torch::Tensor loaded = lf::load_image(cmyk_file).toType(torch::kFloat64);
+  ASSERT_EQ(loaded.sizes(), rgb.sizes());
+  EXPECT_LT((loaded - rgb).abs().max().item<double>(), 6.0 / 127.5);
+  const torch::Tensor luma = (rgb[0] * 77 + rgb[1] * 150 + rgb[2] * 29) / 256;
+  const torch::Tensor loaded_luma = lf::load_image(cmyk_file, 1).toType(torch::kFloat64);
+  ASSERT_EQ(loaded_luma.sizes(), (std::vector<int64_t>{1, h, w}));
+  EXPECT_LT((loaded_luma[0] - luma).abs().max().item<double>(), 6.0 / 127.5);
+}
+
+// A progressive scan can refine one band of coefficients by one bit: a hostile file can hold
+// thousands of scans, each a pass over the whole image. Like TurboJPEG, load_image stops after 500.
+// Gray, 16x16; the DC scan, then each AC coefficient alone in `refinements` + 1 scans.
+std::vector<jpeg_scan_info> band_by_band_scans(int refinements) {
+  std::vector<jpeg_scan_info> scans{{1, {0}, 0, 0, 0, 0}};
+  for (int k = 1; k < 64; ++k) {
+    scans.push_back({1, {0}, k, k, 0, refinements});
+    for (int al = refinements - 1; al >= 0; --al) scans.push_back({1, {0}, k, k, al + 1, al});
+  }
+  return scans;
+}
+
+TEST_F(ImageTest, HostileProgressiveJpegWithMoreThan500ScansIsRefused) {
+  std::vector<uint8_t> gray(16 * 16);
+  for (size_t i = 0; i < gray.size(); ++i) gray[i] = static_cast<uint8_t>((i * 37) % 256);
+  const std::vector<jpeg_scan_info> few = band_by_band_scans(2), many = band_by_band_scans(8);
+  ASSERT_EQ(few.size(), 1u + 63 * 3);
+  ASSERT_EQ(many.size(), 1u + 63 * 9);
+  const std::string ok = path("few_scans.jpg"), bad = path("many_scans.jpg");
+  write_bytes(ok, encode_with_libjpeg(gray.data(), 16, 16, 1, JCS_GRAYSCALE, JCS_GRAYSCALE, few));
+  write_bytes(bad, encode_with_libjpeg(gray.data(), 16, 16, 1, JCS_GRAYSCALE, JCS_GRAYSCALE, many));
+  const torch::Tensor image = lf::load_image(ok);
+  const torch::Tensor expected =
+      lf::from_uint8_hwc(torch::from_blob(gray.data(), {16, 16, 1}, torch::kUInt8));
+  EXPECT_LT((image - expected).abs().max().item<float>(), 4.0f / 127.5f);  // quality 100
+  expect_image_error([&] { lf::load_image(bad); },
+                     {"[image::load]", bad,
+                      "cannot decode (a progressive JPEG with more than 500 "
+                      "scans)"});
 }
 
 // Found running fuzz/fuzz_image on a seed JPEG with a patched header: stb decodes a truncated JPEG
@@ -390,7 +506,7 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
                      {"[image::load]", bmp_bomb, "header says 4096x4096", "(at most 8 per byte)"});
 
   // Found by fuzz/fuzz_image: a Huffman table declaring over 256 codes made Debian's stb write past
-  // its arrays (UBSan: index 257 out of bounds for 'stbi_uc[257]'). Refused before stb runs.
+  // its arrays (UBSan: index 257 out of bounds for 'stbi_uc[257]'). libjpeg refuses the table.
   std::string tables = lf::read_file(path("small.jpg"));
   const size_t dht = tables.find("\xff\xc4");
   ASSERT_NE(dht, std::string::npos);
@@ -399,7 +515,7 @@ TEST_F(ImageTest, HostileHeadersClaimingMorePixelsThanTheFileHolds) {
   const std::string huffman = path("huffman.jpg");
   write_bytes(huffman, tables);
   expect_image_error([&] { lf::load_image(huffman); },
-                     {"[image::load]", huffman, "a JPEG Huffman table with more than 256 codes"});
+                     {"[image::load]", huffman, "not a readable image (Bogus Huffman table"});
 
   // Formats stb knows but we neither write nor need are not decoded at all.
   const std::string gif = path("x.png");
