@@ -47,13 +47,14 @@ void on_progress(j_common_ptr cinfo) {
   }
 }
 
-// One pass of libjpeg over the file: the header always; with `out`, also every row, converted to
-// `space`, into out (height rows of width * components bytes, the sizes `header` gave before).
-// Returns false with errors.message set when libjpeg stops on a fatal error.
 struct Frame {
   int width = 0, height = 0;
   J_COLOR_SPACE stored = JCS_UNKNOWN;
 };
+
+// One pass of libjpeg over the file: the header always; with `out`, also every row, converted to
+// `space`, into out (height rows of width * components bytes, the sizes an earlier header-only
+// pass read). Returns false with errors.message set when libjpeg stops on a fatal error.
 bool run_libjpeg(std::string_view bytes, Frame& frame, J_COLOR_SPACE space, uint8_t* out,
                  ErrorManager& errors) {
   jpeg_decompress_struct dinfo;
@@ -124,7 +125,8 @@ torch::Tensor from_cmyk(const torch::Tensor& cmyk, int64_t channels) {
   for (int64_t i = 0, n = cmyk.size(0) * cmyk.size(1); i < n; ++i, in += 4, o += channels) {
     const unsigned r = blinn(in[0], in[3]), g = blinn(in[1], in[3]), b = blinn(in[2], in[3]);
     if (channels == 3) {
-      o[0] = static_cast<uint8_t>(r), o[1] = static_cast<uint8_t>(g),
+      o[0] = static_cast<uint8_t>(r);
+      o[1] = static_cast<uint8_t>(g);
       o[2] = static_cast<uint8_t>(b);
     } else {
       o[0] = static_cast<uint8_t>((r * 77 + g * 150 + b * 29) >> 8);  // stb's luma weights
