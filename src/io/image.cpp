@@ -72,10 +72,6 @@ struct ImageFormat {
 const ImageFormat kFormats[] = {
     {"PNG", "\x89PNG\r\n\x1a\n", 8 * 1032}, {"JPEG", "\xff\xd8", 512}, {"BMP", "BM", 8}};
 
-bool is_jpeg(const ImageFormat& format) {
-  return std::strcmp(format.name, "JPEG") == 0;
-}
-
 const ImageFormat* detect_format(std::string_view bytes) {
   for (const ImageFormat& f : kFormats)
     if (bytes.size() >= f.magic.size() && bytes.compare(0, f.magic.size(), f.magic) == 0) return &f;
@@ -191,7 +187,7 @@ ImageInfo probe_image(std::string_view bytes, const std::string& name) {
     fail(kWhere, "{}: image is {}x{}, expected at most {} px per side and {} pixels", name,
          header_w, header_h, kImageMaxSide, kImageMaxPixels);
   int width = 0, height = 0, stored = 0;
-  if (is_jpeg(*format)) {
+  if (std::strcmp(format->name, "JPEG") == 0) {
     const JpegHeader header = read_jpeg_header(bytes, name);
     width = static_cast<int>(header.width);
     height = static_cast<int>(header.height);
